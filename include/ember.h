@@ -1,0 +1,313 @@
+/*
+ * ember.h - the public API of ember's runtime layer.
+ *
+ * A node runs one scheduler thread per core. Processes are C functions with their
+ * own mailbox and memory; they talk only by copying messages, which are terms:
+ * msgpack's data model (nil, booleans, integers, floats, strings, binaries, arrays,
+ * maps) plus pids, references and atoms.
+ *
+ * Conventions, for every function below:
+ *  - Functions that can fail return 0 or a negative EM_E* code; em_strerror() names it.
+ *  - "Process only" means the call must be made from inside a process (a function
+ *    started by em_spawn or em_run); elsewhere it returns EM_ENOTPROC.
+ *  - "May switch" means the calling process can be suspended inside the call and
+ *    resumed on another scheduler thread: do not keep pointers to thread-local data
+ *    (errno included) across such a call.
+ *  - Terms built by a process live in that process's heap until it releases them
+ *    (em_heap_release) or exits. Terms are immutable once built.
+ */
+#ifndef EMBER_H
+#define EMBER_H
+
+#include <stdarg.h>
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+/* ---------------------------------------------------------------- errors */
+
+enum {
+    EM_OK = 0,
+    EM_EINVAL = -1,      /* an argument is malformed (NULL function, forged pid, ...) */
+    EM_ENOMEM = -2,      /* out of memory */
+    EM_ESYSLIMIT = -3,   /* a configured limit is reached (Erlang's system_limit) */
+    EM_ETIMEDOUT = -4,   /* a receive timed out */
+    EM_ENOPROC = -5,     /* no such process */
+    EM_EBADTERM = -6,    /* a term (or term text) is malformed */
+    EM_ETOOBIG = -7,     /* a term is larger than the configured maximum */
+    EM_ENOTPROC = -8,    /* called outside a process */
+    EM_EEXIST = -9,      /* a name is already registered, or a process already has one */
+    EM_ENOTFOUND = -10,  /* no such name, timer or entry */
+    EM_ESTATE = -11,     /* the runtime is not in a state that allows the call */
+};
+
+/* em_strerror returns a static, human-readable description of an EM_E* code. */
+const char *em_strerror(int err);
+
+/* ----------------------------------------------------------------- terms */
+
+/* A term is a 64-bit word: small integers, nil, booleans and atoms are held in the
+ * word itself; everything else points into a process heap or a message block. */
+typedef uint64_t em_term;
+
+/* A pid: bits 0-27 index, 28-47 serial, 48-63 node (0 is this node). Plain value. */
+typedef uint64_t em_pid_t;
+
+#define EM_NONE ((em_term)0)     /* "no term": returned by failed builders */
+#define EM_NIL ((em_term)0x02)
+#define EM_FALSE ((em_term)0x0A)
+#define EM_TRUE ((em_term)0x12)
+
+typedef enum em_type {
+    EM_T_NONE = 0,
+    EM_T_NIL,
+    EM_T_BOOL,
+    EM_T_INT,    /* fits int64_t */
+    EM_T_UINT,   /* above INT64_MAX, fits uint64_t */
+    EM_T_FLOAT,
+    EM_T_STR,    /* UTF-8 text (msgpack str) */
+    EM_T_BIN,    /* bytes (msgpack bin); above 64 bytes shared and reference-counted */
+    EM_T_ARRAY,
+    EM_T_MAP,
+    EM_T_ATOM,
+    EM_T_PID,
+    EM_T_REF,
+} em_type;
+
+/* Builders allocate in the calling process's heap (outside a process: in the heap
+ * installed by em_heap_use). They return EM_NONE when memory is exhausted or when an
+ * element is EM_NONE, so a nested build fails as a whole. */
+em_term em_int(int64_t v);
+em_term em_uint(uint64_t v);
+em_term em_float(double v);
+em_term em_bool(bool v);
+em_term em_str(const char *s);                /* NUL-terminated */
+em_term em_strn(const char *s, size_t len);
+em_term em_bin(const void *data, size_t len);
+em_term em_atom(const char *name);            /* interned, never freed, no heap */
+em_term em_atomn(const char *name, size_t len);
+em_term em_pid(em_pid_t pid);
+em_term em_array(size_t n, const em_term *items);
+em_term em_map(size_t npairs, const em_term *kv);   /* k0, v0, k1, v1, ... */
+em_term em_make_ref(void);                    /* a reference unique on this node */
+
+/* EM_ARR(a, b, c): an array of its arguments, e.g. EM_ARR(em_atom("ping"), em_pid(me)). */
+#define EM_ARR(...) \
+    em_array(sizeof((em_term[]){__VA_ARGS__}) / sizeof(em_term), (em_term[]){__VA_ARGS__})
+
+/* Accessors. em_get_* return false when the term is of another type. Strings and
+ * binaries are not NUL-terminated; their bytes live as long as the term. */
+em_type em_typeof(em_term t);
+const char *em_type_name(em_type t);
+bool em_get_int(em_term t, int64_t *out);     /* INT, or UINT that fits */
+bool em_get_uint(em_term t, uint64_t *out);   /* non-negative INT or UINT */
+bool em_get_float(em_term t, double *out);    /* FLOAT, or an integer converted */
+bool em_get_bool(em_term t, bool *out);
+bool em_get_str(em_term t, const char **s, size_t *len);
+bool em_get_bin(em_term t, const void **data, size_t *len);
+bool em_get_pid(em_term t, em_pid_t *out);
+const char *em_atom_name(em_term atom);       /* NULL if not an atom */
+size_t em_len(em_term t);                     /* elements of an array, pairs of a map, bytes of str/bin */
+em_term em_at(em_term array, size_t i);       /* EM_NONE when out of range */
+em_term em_map_key(em_term map, size_t i);
+em_term em_map_value(em_term map, size_t i);
+em_term em_map_get(em_term map, em_term key); /* EM_NONE when absent */
+bool em_is_atom(em_term t, const char *name);
+bool em_equal(em_term a, em_term b);          /* structural equality */
+int em_compare(em_term a, em_term b);         /* total order, Erlang-like */
+
+/* Text form, Erlang-like: 42, -7, 1.5, nil, true, false, ok, 'Quoted atom',
+ * "string", <<1,2,255>>, <<"bytes">>, [1, two, "three"], #{k => v},
+ * <0.12.1> (pid), #Ref<0.1.5>. Arrays print as [..]; the parser also takes {..}
+ * as an array, so Erlang tuples read naturally.
+ *
+ * em_format writes at most cap bytes including the NUL and returns the length the
+ * full text needs (snprintf's contract), or a negative EM_E* code. */
+int em_format(em_term t, char *buf, size_t cap);
+/* em_parse builds the term described by text in the current heap. On a syntax
+ * error it returns EM_EBADTERM and, if errpos is not NULL, the byte offset. */
+int em_parse(const char *text, em_term *out, size_t *errpos);
+
+/* Matching. A pattern is term text plus: _ (anything), ~i (int64_t *), ~u
+ * (uint64_t *), ~f (double *), ~a / ~s / ~b / ~t (em_term *: atom, string, binary,
+ * any term), ~p (em_pid_t *). Captures are written only when the whole term
+ * matches. Example: em_match(msg, "{ping, ~p}", &from).
+ * em_match returns true on a match, false otherwise (including a bad pattern;
+ * em_match_check tells pattern errors apart: EM_EBADTERM). */
+bool em_match(em_term t, const char *pattern, ...);
+bool em_vmatch(em_term t, const char *pattern, va_list ap);
+int em_match_check(const char *pattern);
+
+/* ------------------------------------------------------------ the heap */
+
+/* A mark in the calling process's heap. em_heap_release(m) frees everything the
+ * process allocated or received since the mark (terms, em_alloc blocks, messages);
+ * terms from before the mark stay valid. */
+typedef struct em_mark {
+    void *head, *chunk, *offheap;
+    size_t used;
+} em_mark;
+em_mark em_heap_mark(void);
+void em_heap_release(em_mark m);
+/* em_alloc: raw memory owned by the calling process, freed by em_heap_release or
+ * at exit. 16-byte aligned. NULL when out of memory. */
+void *em_alloc(size_t bytes);
+/* Bytes the calling process's heap holds. */
+size_t em_heap_bytes(void);
+
+/* Outside a process (tests, tools), terms need a heap of their own: em_heap_new
+ * makes one, em_heap_use installs it for the calling thread (NULL uninstalls), and
+ * em_heap_free frees it with every term in it. */
+typedef struct em_heap em_heap;
+em_heap *em_heap_new(void);
+void em_heap_use(em_heap *h);
+void em_heap_free(em_heap *h);
+
+/* ------------------------------------------------------------ runtime */
+
+typedef struct em_config {
+    int schedulers;            /* scheduler threads; 0 = one per online core */
+    uint32_t max_processes;    /* default 4,194,304 */
+    uint32_t reductions;       /* per time slice; default 4,000 */
+    size_t stack_size;         /* bytes of stack a running process may use; default 1 MiB */
+    size_t max_term_bytes;     /* largest message; default 64 MiB */
+} em_config;
+
+/* em_config_init fills c with the defaults. */
+void em_config_init(em_config *c);
+
+typedef void (*em_proc_fn)(em_term arg);
+
+/* em_run starts a runtime (cfg may be NULL for the defaults), spawns root(arg) and
+ * blocks the calling thread until every process has ended or em_halt is called.
+ * It returns the halt status (0 when all processes ended), or a negative EM_E* code
+ * if the runtime could not start. Only one runtime runs per OS process at a time.
+ * All memory the runtime took is returned before em_run returns. */
+int em_run(const em_config *cfg, em_proc_fn root, em_term arg);
+/* em_halt ends the runtime: every process is stopped where it is (its memory
+ * reclaimed; C code gets no unwinding) and em_run returns status. Process only. */
+void em_halt(int status);
+
+/* ---------------------------------------------------------- processes */
+
+/* em_spawn starts fn(arg) in a new process; arg is copied into it. Process only.
+ * Returns EM_EINVAL for a NULL fn, EM_ESYSLIMIT past max_processes. The macro
+ * records the function's name for introspection. */
+int em_spawn_named(em_proc_fn fn, const char *name, em_term arg, em_pid_t *out);
+#define em_spawn(fn, arg, out) em_spawn_named((fn), #fn, (arg), (out))
+
+/* em_self: the calling process's pid (0 outside a process). */
+em_pid_t em_self(void);
+/* em_exit ends the calling process with reason (copied); never returns. */
+_Noreturn void em_exit(em_term reason);
+/* em_yield lets other runnable processes run. May switch. */
+void em_yield(void);
+/* em_is_alive: true while pid names a live local process. */
+bool em_is_alive(em_pid_t pid);
+/* em_pid_node / em_pid_index / em_pid_serial take a pid apart. */
+static inline uint32_t em_pid_node(em_pid_t p) { return (uint32_t)(p >> 48); }
+static inline uint32_t em_pid_index(em_pid_t p) { return (uint32_t)(p & 0x0FFFFFFFu); }
+static inline uint32_t em_pid_serial(em_pid_t p) { return (uint32_t)((p >> 28) & 0xFFFFFu); }
+
+/* ----------------------------------------------------------- messages */
+
+#define EM_INFINITY (-1)
+
+/* em_send copies msg into to's mailbox and never blocks. Sending to a dead pid is
+ * not an error (it is counted in em_system_info). EM_EINVAL for a forged pid (bad
+ * node or index), EM_ETOOBIG past max_term_bytes. Callable from a process. */
+int em_send(em_pid_t to, em_term msg);
+
+/* em_receive takes the oldest message. timeout_ms: 0 polls, EM_INFINITY waits
+ * forever. Returns 0 with *out set, or EM_ETIMEDOUT. Process only; may switch. */
+int em_receive(em_term *out, int64_t timeout_ms);
+/* em_receive_if takes the oldest message that pred accepts; the others stay in
+ * the mailbox in arrival order. */
+typedef bool (*em_pred_fn)(em_term msg, void *ctx);
+int em_receive_if(em_term *out, int64_t timeout_ms, em_pred_fn pred, void *ctx);
+/* em_receive_match takes the oldest message matching pattern (see em_match) and
+ * writes its captures. *out may be NULL. EM_EBADTERM for a malformed pattern. */
+int em_receive_match(em_term *out, int64_t timeout_ms, const char *pattern, ...);
+
+/* ------------------------------------------------------------- timers */
+
+typedef uint64_t em_timer_t;
+/* em_sleep suspends the calling process for ms milliseconds; messages wait. */
+void em_sleep(int64_t ms);
+/* em_send_after sends a copy of msg to pid after ms milliseconds. */
+int em_send_after(int64_t ms, em_pid_t to, em_term msg, em_timer_t *out);
+/* em_cancel_timer: 0 if the timer was cancelled before it fired, EM_ENOTFOUND if
+ * it has fired or never existed. */
+int em_cancel_timer(em_timer_t t);
+/* em_now_ms: monotonic milliseconds. */
+int64_t em_now_ms(void);
+
+/* -------------------------------------------------------------- names */
+
+/* em_register gives pid a name (an atom). EM_EEXIST if the name is taken or the
+ * process already has one; EM_ENOPROC if pid is not alive. Names go with their
+ * process when it ends. */
+int em_register(em_term name, em_pid_t pid);
+int em_unregister(em_term name);
+/* em_whereis: the pid registered as name, or 0. */
+em_pid_t em_whereis(em_term name);
+/* em_send_named sends to a registered name: EM_ENOTFOUND if nothing is registered
+ * (Erlang raises badarg). */
+int em_send_named(em_term name, em_term msg);
+
+/* ------------------------------------------------------ introspection */
+
+typedef enum em_status {
+    EM_RUNNING,
+    EM_RUNNABLE,
+    EM_WAITING,
+    EM_EXITING,
+} em_status;
+
+typedef struct em_proc_info {
+    em_pid_t pid;
+    em_status status;
+    size_t mailbox_len;
+    size_t memory_bytes;         /* process struct, saved stack, heap */
+    uint64_t reductions;
+    const char *entry;           /* name given at spawn (static string) */
+    em_term name;                /* registered name, or EM_NONE */
+    int scheduler;               /* last scheduler that ran it */
+} em_proc_info;
+
+typedef struct em_sched_info {
+    int id;
+    uint64_t busy_ns, total_ns;  /* utilisation = busy_ns / total_ns since start */
+    uint64_t processes_run;
+    uint64_t steals;
+    size_t runq_len;
+} em_sched_info;
+
+typedef struct em_system_info {
+    int schedulers;
+    uint32_t process_count;
+    uint32_t process_limit;
+    uint64_t spawned_total;
+    uint64_t messages_sent;
+    uint64_t sends_to_dead;
+    size_t memory_processes;     /* bytes held by processes */
+    size_t memory_total;         /* bytes the runtime holds, processes included */
+    uint64_t uptime_ms;
+} em_system_info;
+
+/* All callable from a process. em_processes writes up to cap live pids and returns
+ * how many processes there are (which may exceed cap). */
+size_t em_processes(em_pid_t *out, size_t cap);
+int em_process_info(em_pid_t pid, em_proc_info *out);
+int em_system_info_get(em_system_info *out);
+int em_scheduler_info(int id, em_sched_info *out);
+const char *em_status_name(em_status s);
+
+#ifdef __cplusplus
+}
+#endif
+#endif /* EMBER_H */

@@ -1,0 +1,247 @@
+/*
+ * rt.h - the runtime's internal types: processes, schedulers, execution stacks and
+ * the node-wide state that ties them together. Every subsystem includes it.
+ *
+ * Threading rules, in short:
+ *  - A process's fields are written only by the scheduler thread running it, except
+ *    the fields in its "written by senders" group.
+ *  - A scheduler's fields are written only by its own thread, except the groups
+ *    marked otherwise (its run queue head, which thieves move, and its sleep word).
+ *  - Process structs are freed only after every scheduler has passed a quiescent
+ *    point (QSBR, qsbr.c), so a sender holding a pointer read from the process
+ *    table can always touch the struct, even if the process has just ended.
+ */
+#ifndef EMBER_CORE_RT_H
+#define EMBER_CORE_RT_H
+
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "ember.h"
+#include "mem/heap.h"
+
+#define EMI_CACHELINE 64
+#define EMI_RUNQ_SIZE 256          /* local run queue slots (a power of two) */
+#define EMI_STACKS_PER_SCHED 8     /* execution stacks each scheduler binds new processes to */
+#define EMI_MAX_SCHEDULERS 64
+
+/* Inbox sentinels: the inbox head is a LIFO of blocks or one of these. */
+#define EMI_INBOX_SLEEP ((emi_block *)1)   /* empty, and the process is parked */
+#define EMI_INBOX_CLOSED ((emi_block *)2)  /* the process has ended */
+
+struct emi_sched;
+struct emi_xstack;
+
+/* Why a process handed control back to its scheduler. */
+enum emi_why {
+    WHY_YIELD = 1,   /* budget spent or em_yield: run again later */
+    WHY_WAIT,        /* park until a message or a timeout */
+    WHY_EXIT,        /* finished */
+    WHY_HALT,        /* em_halt: never resume */
+};
+
+typedef struct emi_proc {
+    /* Written by senders (and timers) on any thread. */
+    _Atomic(emi_block *) inbox;     /* LIFO of arrived blocks, or a sentinel */
+    atomic_uint_fast64_t msgs_in;   /* messages pushed, for the mailbox length */
+    atomic_int timeout_fired;       /* set by a timer before it tries to wake us */
+
+    /* Constant after spawn; read by anyone holding the pointer. */
+    em_pid_t pid;
+    const char *entry;
+    em_proc_fn fn;
+
+    /* Written by the thread running the process. */
+    _Atomic(int) status;            /* em_status, read by introspection */
+    struct emi_sched *sched;        /* scheduler running it now, or last */
+    void *sp;                       /* saved stack pointer while suspended */
+    struct emi_xstack *xs;          /* the stack it runs on */
+    unsigned char *img;             /* saved stack image (copy stacks) */
+    uint32_t img_len, img_cap;
+    int why;
+    uint32_t wait_timer_slot;       /* the timer armed for a receive timeout, + 1 */
+    uint32_t wait_timer_gen;
+    struct emi_sched *wait_timer_sched;
+    emi_block *mq_head, *mq_tail;   /* received from the inbox, not yet taken */
+    atomic_uint_fast64_t msgs_taken;
+    atomic_uint_fast64_t reductions;
+    struct em_heap heap;
+    atomic_size_t heap_bytes;       /* mirror of heap.bytes for introspection */
+    atomic_size_t stack_bytes;      /* mirror of img_cap for introspection */
+    atomic_int sched_id;            /* last scheduler, for introspection */
+    em_term arg;
+    _Atomic(em_term) name;          /* registered name or EM_NONE */
+    struct emi_proc *qnext;         /* global run queue, then the QSBR limbo list */
+    uint64_t retire_epoch;
+#ifdef EMBER_SEPARATE_STACKS
+    void *fiber;                    /* ThreadSanitizer's fiber */
+    const void *asan_fake;          /* AddressSanitizer's fake stack while suspended */
+#endif
+} emi_proc;
+
+/* An execution stack. With copy stacks, many processes share one: the process
+ * running on it holds `busy`, and `resident` is the process whose frames are there
+ * now (saved to its image only when another process needs the stack). */
+typedef struct emi_xstack {
+    atomic_int busy;
+    emi_proc *resident;
+    unsigned char *lo, *hi;         /* usable range; hi is the top, 16-aligned */
+    unsigned char *map;             /* the mapping, guard page included */
+    size_t map_len;
+} emi_xstack;
+
+typedef struct emi_timers emi_timers;
+
+typedef struct emi_sched {
+    /* Written by the owner thread only. */
+    _Alignas(EMI_CACHELINE) int id;
+    pthread_t thread;
+    void *sp;                       /* scheduler context while a process runs */
+    emi_proc *current;
+    emi_proc *runnext;              /* run next, inheriting the slice; not stealable */
+    int32_t budget;                 /* reductions left in this slice */
+    uint32_t tick;
+    uint32_t next_stack;
+    uint32_t rand;
+    emi_xstack stacks[EMI_STACKS_PER_SCHED];
+    emi_proc *limbo_head, *limbo_tail;   /* ended processes waiting for a grace period */
+    size_t limbo_len;
+    uint32_t *pid_cache;            /* free process-table indices kept locally */
+    uint32_t pid_cache_len;
+    uint64_t idle_ns;               /* time spent idle */
+    uint64_t start_ns;
+    uint64_t wakeups_checked_ns;
+#ifdef EMBER_SEPARATE_STACKS
+    void *fiber;
+    const void *stack_bottom;
+    size_t stack_size;
+#endif
+
+    /* Statistics: written by the owner, read by anyone (relaxed). */
+    atomic_uint_fast64_t stat_runs, stat_steals, stat_conflicts;
+    atomic_uint_fast64_t stat_idle_ns;
+    atomic_uint_fast64_t stat_spawned, stat_sent, stat_dead;
+
+    /* Run queue: the owner writes tail; the owner and thieves advance head. */
+    _Alignas(EMI_CACHELINE) atomic_uint runq_head;
+    _Alignas(EMI_CACHELINE) atomic_uint runq_tail;
+    _Atomic(emi_proc *) runq[EMI_RUNQ_SIZE];
+
+    /* Written by other threads. */
+    _Alignas(EMI_CACHELINE) atomic_uint sleeping;  /* futex word: 1 while asleep */
+    atomic_uint_fast64_t qsbr;      /* last epoch seen at a quiescent point; 0 = offline */
+    emi_timers *timers;
+} emi_sched;
+
+/* The node: one per OS process. */
+typedef struct emi_rt {
+    em_config cfg;
+    int nsched;
+    emi_sched **scheds;
+
+    /* Process table: index -> process, published with release stores. */
+    _Atomic(emi_proc *) *table;
+    uint32_t *serials;              /* per index, owned by whoever holds the index */
+    pthread_mutex_t pid_lock;
+    uint32_t *pid_free;             /* global stack of free indices */
+    uint32_t pid_free_len;
+    atomic_uint pid_next;           /* indices never used start here */
+
+    _Alignas(EMI_CACHELINE) atomic_uint proc_count;
+    _Alignas(EMI_CACHELINE) atomic_uint_fast64_t epoch;   /* QSBR */
+    _Alignas(EMI_CACHELINE) atomic_uint n_sleeping;
+    atomic_uint n_spinning;
+    atomic_int stopping;
+    atomic_int halt_status;
+
+    /* Global run queue: overflow of the local ones and pushes from other threads. */
+    _Alignas(EMI_CACHELINE) pthread_mutex_t gq_lock;
+    emi_proc *gq_head, *gq_tail;
+    atomic_size_t gq_len;
+
+    uint64_t start_ns;
+} emi_rt;
+
+extern emi_rt *emi_rt_g;
+
+/* A counter with one writer: a relaxed load and store, no locked instruction. */
+static inline void emi_stat_add(atomic_uint_fast64_t *c, uint64_t n)
+{
+    atomic_store_explicit(c, atomic_load_explicit(c, memory_order_relaxed) + n,
+                          memory_order_relaxed);
+}
+
+/* core/clock.c */
+uint64_t emi_now_ns(void);
+
+/* proc/current.c: the scheduler of the calling thread and the running process.
+ * Not inlined on purpose: a process may resume on another thread, and the compiler
+ * must not reuse a thread-local address computed before a switch. */
+emi_sched *emi_sched_self(void);
+void emi_sched_set_self(emi_sched *s);
+emi_proc *emi_current(void);
+
+/* proc/proc.c */
+emi_proc *emi_proc_lookup(em_pid_t pid);      /* live or recently ended, or NULL */
+void emi_proc_destroy(emi_sched *s, emi_proc *p);   /* scheduler context, after exit */
+void emi_proc_free(emi_proc *p);                    /* after the grace period */
+void emi_proc_reap(emi_proc *p);                    /* at shutdown, never ended */
+int emi_spawn_root(emi_sched *s, em_proc_fn fn, const char *name, em_term arg);
+void emi_switch_out(emi_proc *p, int why);          /* process context */
+void emi_proc_entry(emi_proc *p);                   /* first frame of every process */
+int emi_pid_table_init(emi_rt *rt);
+void emi_pid_table_fini(emi_rt *rt);
+
+/* proc/mailbox.c */
+int emi_deliver(em_pid_t to, emi_block *b);         /* takes b in every case */
+void emi_mailbox_close(emi_proc *p);
+
+/* sched/sched.c */
+void emi_ready(emi_proc *p);                        /* make runnable (any thread) */
+void emi_runq_push(emi_sched *s, emi_proc *p);      /* owner only */
+void emi_wake_idle(void);
+int emi_sched_start(emi_rt *rt);
+void emi_sched_loop(emi_sched *s);
+static inline void emi_charge(emi_proc *p, int32_t n)
+{
+    if ((p->sched->budget -= n) <= 0) {
+        /* The slice is spent: let others run. */
+        emi_switch_out(p, WHY_YIELD);
+    }
+}
+
+/* sched/qsbr.c */
+void emi_qsbr_quiescent(emi_sched *s);
+void emi_qsbr_offline(emi_sched *s);
+void emi_qsbr_retire(emi_sched *s, emi_proc *p);
+void emi_qsbr_reclaim(emi_sched *s, bool all);
+
+/* stack/stack.c: binding processes to execution stacks and switching onto them. */
+int emi_stacks_init(emi_sched *s);
+void emi_stacks_fini(emi_sched *s);
+int emi_stack_enter(emi_sched *s, emi_proc *p);   /* 0, or EM_ESTATE if the stack is busy */
+void emi_stack_leave(emi_sched *s, emi_proc *p);  /* after the process switched out */
+void emi_stack_exit(emi_proc *p);                 /* process ended: drop its stack state */
+size_t emi_stack_bytes(const emi_proc *p);
+void emi_stack_switch_in(emi_sched *s, emi_proc *p);  /* scheduler side of a switch */
+void emi_stack_switch_out(emi_proc *p);           /* process side of a switch */
+void emi_stack_on_entry(emi_proc *p);             /* first thing a new process does */
+void emi_stack_proc_free(emi_proc *p);            /* the struct is about to be freed */
+
+/* timer/timer.c */
+int emi_timers_init(emi_sched *s);
+void emi_timers_fini(emi_sched *s);
+void emi_timers_run(emi_sched *s, uint64_t now);   /* fire what is due */
+int64_t emi_timers_next(emi_sched *s);             /* ns until the next one, -1 if none */
+int emi_timer_arm_wait(emi_proc *p, uint64_t deadline_ns);
+void emi_timer_cancel_wait(emi_proc *p);
+
+/* names/registry.c */
+int emi_registry_init(void);
+void emi_registry_fini(void);
+void emi_registry_drop(emi_proc *p);
+
+#endif

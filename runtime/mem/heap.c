@@ -1,0 +1,256 @@
+/*
+ * heap.c - per-process heaps and message blocks.
+ *
+ * Each process owns a list of blocks. Terms it builds are bump-allocated in arena
+ * chunks; messages it receives join the list as whole blocks. Marks and releases
+ * free everything newer than a mark, and exit frees the whole list, so memory is
+ * reclaimed per process and never in a global pause. Small message blocks are
+ * recycled through a per-thread cache because a send and the receive that frees
+ * it usually run on the same scheduler thread.
+ */
+#include <stdlib.h>
+#include <string.h>
+
+#include "mem/heap.h"
+
+#define CHUNK_MIN 256u            /* first arena chunk: most processes build little */
+#define CHUNK_MAX (64u * 1024u)   /* chunks double up to this size */
+#define CACHE_CLASSES 2
+#define CACHE_MAX 4096            /* blocks kept per class per thread */
+
+static const uint32_t class_cap[CACHE_CLASSES] = {64, 256};
+
+struct block_cache {
+    emi_block *free[CACHE_CLASSES];
+    uint32_t count[CACHE_CLASSES];
+};
+
+static _Thread_local struct block_cache cache;
+static _Thread_local struct em_heap *thread_heap;
+
+static int class_of(size_t cap)
+{
+    for (int c = 0; c < CACHE_CLASSES; c++)
+        if (cap <= class_cap[c])
+            return c;
+    return -1;
+}
+
+emi_block *emi_block_new(size_t cap)
+{
+    if (cap > UINT32_MAX)
+        return NULL;
+    int c = class_of(cap);
+    emi_block *b;
+    if (c >= 0 && cache.free[c]) {
+        b = cache.free[c];
+        cache.free[c] = b->next;
+        cache.count[c]--;
+    } else {
+        size_t real = c >= 0 ? class_cap[c] : cap;
+        b = malloc(sizeof(emi_block) + real);
+        if (!b)
+            return NULL;
+        b->cap = (uint32_t)real;
+    }
+    b->next = NULL;
+    b->term = EM_NONE;
+    b->offheap = NULL;
+    b->used = 0;
+    b->dest = 0;
+    return b;
+}
+
+void emi_block_free(emi_block *b)
+{
+    if (b->offheap)
+        emi_offheap_release(b->offheap, NULL);
+    int c = class_of(b->cap);
+    if (c >= 0 && b->cap == class_cap[c] && cache.count[c] < CACHE_MAX) {
+        b->next = cache.free[c];
+        cache.free[c] = b;
+        cache.count[c]++;
+        return;
+    }
+    free(b);
+}
+
+void emi_block_cache_fini(void)
+{
+    for (int c = 0; c < CACHE_CLASSES; c++) {
+        while (cache.free[c]) {
+            emi_block *b = cache.free[c];
+            cache.free[c] = b->next;
+            free(b);
+        }
+        cache.count[c] = 0;
+    }
+}
+
+emi_block *emi_block_for_term(em_term t, size_t max_bytes, int *err)
+{
+    int64_t size = 0;
+    if (emi_is_box(t)) {
+        size = emi_term_size(t);
+        if (size < 0) {
+            *err = (int)size;
+            return NULL;
+        }
+        if ((uint64_t)size > max_bytes) {
+            *err = EM_ETOOBIG;
+            return NULL;
+        }
+    } else if (t == EM_NONE) {
+        *err = EM_EINVAL;
+        return NULL;
+    }
+    emi_block *b = emi_block_new((size_t)size);
+    if (!b) {
+        *err = EM_ENOMEM;
+        return NULL;
+    }
+    b->term = size ? emi_term_copy(t, b->data, &b->offheap) : t;
+    b->used = (uint32_t)size;
+    return b;
+}
+
+static size_t block_bytes(const emi_block *b) { return sizeof(emi_block) + b->cap; }
+
+void *emi_heap_alloc(struct em_heap *h, size_t bytes)
+{
+    if (!h)
+        return NULL;
+    bytes = (bytes + 7) & ~(size_t)7;
+    emi_block *c = h->chunk;
+    if (!c || c->cap - c->used < bytes) {
+        size_t cap = c ? (size_t)c->cap * 2 : CHUNK_MIN;
+        if (cap > CHUNK_MAX)
+            cap = CHUNK_MAX;
+        if (cap < bytes)
+            cap = bytes;
+        if (cap > UINT32_MAX)
+            return NULL;
+        emi_block *n = malloc(sizeof(emi_block) + cap);
+        if (!n)
+            return NULL;
+        n->cap = (uint32_t)cap;
+        n->used = 0;
+        n->term = EM_NONE;
+        n->offheap = NULL;
+        n->dest = 0;
+        n->next = h->head;
+        h->head = n;
+        h->chunk = n;
+        h->bytes += block_bytes(n);
+        c = n;
+    }
+    void *p = c->data + c->used;
+    c->used += (uint32_t)bytes;
+    return p;
+}
+
+void emi_heap_link_offheap(struct em_heap *h, emi_refbin_box *box)
+{
+    /* The box was just allocated in the current chunk, so it belongs to it. */
+    box->next = h->chunk->offheap;
+    h->chunk->offheap = box;
+}
+
+void emi_heap_adopt(struct em_heap *h, emi_block *b)
+{
+    b->next = h->head;
+    h->head = b;
+    h->bytes += block_bytes(b);
+}
+
+static void heap_free_until(struct em_heap *h, emi_block *stop)
+{
+    while (h->head && h->head != stop) {
+        emi_block *b = h->head;
+        h->head = b->next;
+        h->bytes -= block_bytes(b);
+        if (b == h->chunk)
+            h->chunk = NULL;
+        emi_block_free(b);
+    }
+}
+
+void emi_heap_fini(struct em_heap *h)
+{
+    heap_free_until(h, NULL);
+    h->chunk = NULL;
+    h->bytes = 0;
+}
+
+em_mark emi_heap_mark(struct em_heap *h)
+{
+    em_mark m = {0};
+    if (!h)
+        return m;
+    m.head = h->head;
+    m.chunk = h->chunk;
+    m.offheap = h->chunk ? h->chunk->offheap : NULL;
+    m.used = h->chunk ? h->chunk->used : 0;
+    return m;
+}
+
+void emi_heap_release(struct em_heap *h, em_mark m)
+{
+    if (!h)
+        return;
+    heap_free_until(h, m.head);
+    /* The chunk current at the mark may have grown since; cut it back. */
+    emi_block *c = m.chunk;
+    if (c) {
+        if (c->offheap != m.offheap) {
+            emi_offheap_release(c->offheap, m.offheap);
+            c->offheap = m.offheap;
+        }
+        c->used = (uint32_t)m.used;
+    }
+    h->chunk = c;
+}
+
+em_mark em_heap_mark(void) { return emi_heap_mark(emi_heap_current()); }
+void em_heap_release(em_mark m) { emi_heap_release(emi_heap_current(), m); }
+
+void *em_alloc(size_t bytes)
+{
+    struct em_heap *h = emi_heap_current();
+    if (!h || bytes > UINT32_MAX - 16)
+        return NULL;
+    /* Over-allocate so the pointer can be 16-aligned inside an 8-aligned arena. */
+    unsigned char *p = emi_heap_alloc(h, bytes + 8);
+    if (!p)
+        return NULL;
+    return (void *)(((uintptr_t)p + 15) & ~(uintptr_t)15);
+}
+
+size_t em_heap_bytes(void)
+{
+    struct em_heap *h = emi_heap_current();
+    return h ? h->bytes : 0;
+}
+
+em_heap *em_heap_new(void) { return calloc(1, sizeof(em_heap)); }
+
+void em_heap_use(em_heap *h) { thread_heap = h; }
+
+void em_heap_free(em_heap *h)
+{
+    if (!h)
+        return;
+    if (thread_heap == h)
+        thread_heap = NULL;
+    emi_heap_fini(h);
+    free(h);
+}
+
+/* Overridden by the process layer: it knows the current process. */
+struct em_heap *emi_proc_heap(void);
+
+struct em_heap *emi_heap_current(void)
+{
+    struct em_heap *h = emi_proc_heap();
+    return h ? h : thread_heap;
+}

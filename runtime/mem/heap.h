@@ -1,0 +1,61 @@
+/*
+ * heap.h - per-process memory.
+ *
+ * A heap is a list of blocks, newest first: arena chunks that terms are bump-
+ * allocated in, and message blocks that arrived in the mailbox and were received.
+ * Nothing is shared with other processes except reference-counted binaries, so a
+ * heap is touched only by the thread running its process: no locks. A mark records
+ * the list head and the arena position; releasing to it frees every newer block.
+ */
+#ifndef EMBER_MEM_HEAP_H
+#define EMBER_MEM_HEAP_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "ember.h"
+#include "term/term_int.h"
+
+/* A block: the unit of the heap list and of a message in flight. */
+typedef struct emi_block {
+    struct emi_block *next;     /* mailbox link while queued, heap link once received */
+    em_term term;               /* the message (message blocks) */
+    emi_refbin_box *offheap;    /* shared binaries boxed in this block */
+    uint32_t cap;               /* payload bytes */
+    uint32_t used;              /* payload bytes in use (arena chunks) */
+    uint64_t dest;              /* pid the message was sent to: a recycled process drops strays */
+    _Alignas(16) unsigned char data[];
+} emi_block;
+
+struct em_heap {
+    emi_block *head;            /* newest block */
+    emi_block *chunk;           /* arena chunk being bump-allocated */
+    size_t bytes;               /* bytes of all blocks in the list */
+};
+
+/* emi_heap_alloc: 8-byte aligned memory in h, or NULL. */
+void *emi_heap_alloc(struct em_heap *h, size_t bytes);
+/* emi_heap_link_offheap records a shared binary box allocated in h. */
+void emi_heap_link_offheap(struct em_heap *h, emi_refbin_box *box);
+/* emi_heap_adopt puts a received message block at the head of h's list. */
+void emi_heap_adopt(struct em_heap *h, emi_block *b);
+/* emi_heap_fini frees every block of h (h itself is not freed). */
+void emi_heap_fini(struct em_heap *h);
+/* emi_heap_mark / emi_heap_release: em_heap_mark and em_heap_release on h. */
+em_mark emi_heap_mark(struct em_heap *h);
+void emi_heap_release(struct em_heap *h, em_mark m);
+/* emi_heap_current: the calling process's heap, else the thread's em_heap_use
+ * heap, else NULL. */
+struct em_heap *emi_heap_current(void);
+
+/* Message blocks. emi_block_new returns a block with cap payload bytes; small ones
+ * come from a per-thread cache. emi_block_free returns it, dropping its shared
+ * binaries. */
+emi_block *emi_block_new(size_t cap);
+void emi_block_free(emi_block *b);
+/* emi_block_for_term copies t into a new block (b->term set), or sets *err. */
+emi_block *emi_block_for_term(em_term t, size_t max_bytes, int *err);
+/* emi_block_cache_fini frees the calling thread's cache. */
+void emi_block_cache_fini(void);
+
+#endif

@@ -1,0 +1,231 @@
+/*
+ * mailbox.c - sending, receiving and selective receive.
+ *
+ * A mailbox has two parts. The inbox is a lock-free LIFO that any thread pushes to
+ * with one compare-and-swap; its head may also hold a sentinel: SLEEP while the
+ * process is parked (the sender that replaces SLEEP wakes it, so exactly one party
+ * schedules it) and CLOSED once the process has ended (the message is dropped).
+ * The private queue belongs to the process alone: receive moves the whole inbox
+ * there at once, reversed into arrival order, and scans it. Pushes are totally
+ * ordered by the CAS on the head, so reversing keeps each sender's order.
+ */
+#include <stdlib.h>
+
+#include "core/rt.h"
+
+int emi_deliver(em_pid_t to, emi_block *b)
+{
+    emi_proc *p = emi_proc_lookup(to);
+    emi_sched *self = emi_sched_self();
+    if (!p)
+        goto dead;
+    b->dest = to;
+    /* Relaxed: the CAS below carries the ordering. */
+    emi_block *old = atomic_load_explicit(&p->inbox, memory_order_relaxed);
+    do {
+        if (old == EMI_INBOX_CLOSED)
+            goto dead;
+        b->next = old == EMI_INBOX_SLEEP ? NULL : old;
+        /* Release publishes the block's contents to the receiver; acquire (on the
+         * SLEEP case) makes the parked process's state visible to whoever we hand
+         * it to. seq_cst because the park and timer protocol relies on a single
+         * order of the SLEEP transitions. */
+    } while (!atomic_compare_exchange_weak_explicit(&p->inbox, &old, b, memory_order_seq_cst,
+                                                    memory_order_relaxed));
+    /* Relaxed: a figure for introspection. */
+    atomic_fetch_add_explicit(&p->msgs_in, 1, memory_order_relaxed);
+    if (self)
+        emi_stat_add(&self->stat_sent, 1);
+    if (old == EMI_INBOX_SLEEP)
+        emi_ready(p);
+    return 0;
+dead:
+    if (self) {
+        emi_stat_add(&self->stat_sent, 1);
+        emi_stat_add(&self->stat_dead, 1);
+    }
+    emi_block_free(b);
+    return 0;
+}
+
+int em_send(em_pid_t to, em_term msg)
+{
+    emi_proc *self = emi_current();
+    emi_rt *rt = emi_rt_g;
+    if (!self || !rt)
+        return EM_ENOTPROC;
+    uint32_t idx = em_pid_index(to);
+    if (em_pid_node(to) != 0 || idx == 0 || idx > rt->cfg.max_processes)
+        return EM_EINVAL;
+    int err = 0;
+    emi_block *b = emi_block_for_term(msg, rt->cfg.max_term_bytes, &err);
+    if (!b)
+        return err;
+    emi_deliver(to, b);
+    emi_charge(self, 1);
+    return 0;
+}
+
+void emi_mailbox_close(emi_proc *p)
+{
+    /* Acquire: we free the blocks senders published. */
+    emi_block *l = atomic_exchange_explicit(&p->inbox, EMI_INBOX_CLOSED, memory_order_acquire);
+    while (l && l != EMI_INBOX_SLEEP && l != EMI_INBOX_CLOSED) {
+        emi_block *n = l->next;
+        emi_block_free(l);
+        l = n;
+    }
+    while (p->mq_head) {
+        emi_block *n = p->mq_head->next;
+        emi_block_free(p->mq_head);
+        p->mq_head = n;
+    }
+    p->mq_tail = NULL;
+}
+
+/* Move everything in the inbox to the private queue; false if it was empty. */
+static bool take_inbox(emi_proc *p)
+{
+    if (atomic_load_explicit(&p->inbox, memory_order_relaxed) == NULL)
+        return false;
+    /* Acquire pairs with the senders' release: the blocks' contents are visible. */
+    emi_block *l = atomic_exchange_explicit(&p->inbox, NULL, memory_order_acquire);
+    emi_block *rev = NULL, *last = l;
+    while (l) {
+        emi_block *n = l->next;
+        l->next = rev;
+        rev = l;
+        l = n;
+    }
+    if (!rev)
+        return false;
+    if (p->mq_tail)
+        p->mq_tail->next = rev;
+    else
+        p->mq_head = rev;
+    p->mq_tail = last;
+    return true;
+}
+
+typedef bool (*match_fn)(em_term t, void *ctx);
+
+static int receive(emi_proc *p, em_term *out, int64_t timeout_ms, match_fn match, void *ctx)
+{
+    emi_block *prev = NULL, *cur = p->mq_head;
+    bool armed = false;
+    int rc = EM_ETIMEDOUT;
+    if (--p->sched->budget <= 0)
+        emi_switch_out(p, WHY_YIELD);
+    for (;;) {
+        for (; cur; prev = cur, cur = cur->next) {
+            if (match && !match(cur->term, ctx))
+                continue;
+            if (prev)
+                prev->next = cur->next;
+            else
+                p->mq_head = cur->next;
+            if (p->mq_tail == cur)
+                p->mq_tail = prev;
+            if (out)
+                *out = cur->term;
+            atomic_store_explicit(&p->msgs_taken,
+                                  atomic_load_explicit(&p->msgs_taken, memory_order_relaxed) + 1,
+                                  memory_order_relaxed);
+            if (cur->used == 0 && !cur->offheap) {
+                emi_block_free(cur);   /* an immediate: nothing to keep */
+            } else {
+                emi_heap_adopt(&p->heap, cur);
+                atomic_store_explicit(&p->heap_bytes, p->heap.bytes, memory_order_relaxed);
+            }
+            rc = 0;
+            goto done;
+        }
+        if (take_inbox(p)) {
+            cur = prev ? prev->next : p->mq_head;
+            continue;
+        }
+        if (timeout_ms == 0)
+            goto done;
+        if (armed && atomic_load_explicit(&p->timeout_fired, memory_order_acquire))
+            goto done;
+        if (timeout_ms > 0 && !armed) {
+            uint64_t deadline = emi_now_ns() + (uint64_t)timeout_ms * 1000000u;
+            if (emi_timer_arm_wait(p, deadline) != 0) {
+                rc = EM_ENOMEM;
+                goto done;
+            }
+            armed = true;
+        }
+        emi_switch_out(p, WHY_WAIT);
+    }
+done:
+    if (armed)
+        emi_timer_cancel_wait(p);
+    return rc;
+}
+
+int em_receive(em_term *out, int64_t timeout_ms)
+{
+    emi_proc *p = emi_current();
+    if (!p)
+        return EM_ENOTPROC;
+    return receive(p, out, timeout_ms, NULL, NULL);
+}
+
+int em_receive_if(em_term *out, int64_t timeout_ms, em_pred_fn pred, void *ctx)
+{
+    emi_proc *p = emi_current();
+    if (!p)
+        return EM_ENOTPROC;
+    if (!pred)
+        return EM_EINVAL;
+    return receive(p, out, timeout_ms, pred, ctx);
+}
+
+struct pattern_ctx {
+    const char *pattern;
+    va_list ap;
+};
+
+static bool pattern_match(em_term t, void *arg)
+{
+    struct pattern_ctx *c = arg;
+    va_list ap;
+    va_copy(ap, c->ap);
+    bool ok = em_vmatch(t, c->pattern, ap);
+    va_end(ap);
+    return ok;
+}
+
+int em_receive_match(em_term *out, int64_t timeout_ms, const char *pattern, ...)
+{
+    emi_proc *p = emi_current();
+    if (!p)
+        return EM_ENOTPROC;
+    if (!pattern || em_match_check(pattern) != 0)
+        return EM_EBADTERM;
+    struct pattern_ctx c;
+    c.pattern = pattern;
+    va_start(c.ap, pattern);
+    int rc = receive(p, out, timeout_ms, pattern_match, &c);
+    va_end(c.ap);
+    return rc;
+}
+
+static bool match_nothing(em_term t, void *ctx)
+{
+    (void)t, (void)ctx;
+    return false;
+}
+
+void em_sleep(int64_t ms)
+{
+    emi_proc *p = emi_current();
+    if (!p || ms < 0)
+        return;
+    if (ms == 0) {
+        em_yield();
+        return;
+    }
+    receive(p, NULL, ms, match_nothing, NULL);
+}

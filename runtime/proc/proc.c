@@ -1,0 +1,265 @@
+/*
+ * proc.c - the life of a process: spawn, the first frame, switching out, exit,
+ * and the process table that turns a pid into a process.
+ *
+ * A pid is index | serial << 28. The table maps an index to the live process; the
+ * serial changes each time an index is reused, so an old pid never reaches a new
+ * process. Indices are handed out from a small per-scheduler cache backed by a
+ * global stack under a mutex, so spawning rarely touches shared state.
+ */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/mman.h>
+
+#include "core/rt.h"
+
+#define PID_INDEX_BITS 28
+#define PID_INDEX_MAX ((1u << PID_INDEX_BITS) - 1)
+#define PID_SERIAL_MASK 0xFFFFFu
+#define PID_CACHE_MAX 256
+#define PID_CACHE_BATCH 64
+
+static size_t table_bytes(emi_rt *rt)
+{
+    return ((size_t)rt->cfg.max_processes + 1) * (sizeof(*rt->table) + sizeof(*rt->serials));
+}
+
+int emi_pid_table_init(emi_rt *rt)
+{
+    /* One mapping for both arrays: untouched pages cost nothing, so a limit of
+     * millions costs only what is used. */
+    void *m = mmap(NULL, table_bytes(rt), PROT_READ | PROT_WRITE,
+                   MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
+    if (m == MAP_FAILED)
+        return EM_ENOMEM;
+    rt->table = m;
+    rt->serials = (uint32_t *)((char *)m + ((size_t)rt->cfg.max_processes + 1) * sizeof(*rt->table));
+    rt->pid_free = NULL;
+    rt->pid_free_len = 0;
+    atomic_init(&rt->pid_next, 1); /* index 0 is never used: pid 0 means "no process" */
+    pthread_mutex_init(&rt->pid_lock, NULL);
+    return 0;
+}
+
+void emi_pid_table_fini(emi_rt *rt)
+{
+    if (rt->table)
+        munmap(rt->table, table_bytes(rt));
+    rt->table = NULL;
+    free(rt->pid_free);
+    rt->pid_free = NULL;
+    pthread_mutex_destroy(&rt->pid_lock);
+}
+
+static uint32_t pid_index_alloc(emi_rt *rt, emi_sched *s)
+{
+    if (s->pid_cache_len)
+        return s->pid_cache[--s->pid_cache_len];
+    pthread_mutex_lock(&rt->pid_lock);
+    while (rt->pid_free_len && s->pid_cache_len < PID_CACHE_BATCH)
+        s->pid_cache[s->pid_cache_len++] = rt->pid_free[--rt->pid_free_len];
+    pthread_mutex_unlock(&rt->pid_lock);
+    if (s->pid_cache_len)
+        return s->pid_cache[--s->pid_cache_len];
+    /* Relaxed: the counter only hands out distinct numbers. */
+    uint32_t idx = atomic_fetch_add_explicit(&rt->pid_next, 1, memory_order_relaxed);
+    if (idx > rt->cfg.max_processes) {
+        atomic_fetch_sub_explicit(&rt->pid_next, 1, memory_order_relaxed);
+        return 0;
+    }
+    return idx;
+}
+
+static void pid_index_free(emi_rt *rt, emi_sched *s, uint32_t idx)
+{
+    rt->serials[idx] = (rt->serials[idx] + 1) & PID_SERIAL_MASK;
+    if (s->pid_cache_len == PID_CACHE_MAX) {
+        pthread_mutex_lock(&rt->pid_lock);
+        uint32_t *f = realloc(rt->pid_free, (rt->pid_free_len + PID_CACHE_BATCH) * sizeof(uint32_t));
+        if (f) {
+            rt->pid_free = f;
+            for (int i = 0; i < PID_CACHE_BATCH; i++)
+                f[rt->pid_free_len++] = s->pid_cache[--s->pid_cache_len];
+        }
+        pthread_mutex_unlock(&rt->pid_lock);
+        if (s->pid_cache_len == PID_CACHE_MAX) {
+            /* Out of memory for the free list: leak the index rather than crash. */
+            return;
+        }
+    }
+    s->pid_cache[s->pid_cache_len++] = idx;
+}
+
+emi_proc *emi_proc_lookup(em_pid_t pid)
+{
+    emi_rt *rt = emi_rt_g;
+    uint32_t idx = em_pid_index(pid);
+    if (!rt || em_pid_node(pid) != 0 || idx == 0 || idx > rt->cfg.max_processes)
+        return NULL;
+    /* Acquire pairs with the release in spawn: the struct's fields are set. */
+    emi_proc *p = atomic_load_explicit(&rt->table[idx], memory_order_acquire);
+    if (!p || p->pid != pid)
+        return NULL;
+    return p;
+}
+
+/* Create a process on scheduler s (the caller's, or the root's before start). */
+static int proc_create(emi_sched *s, em_proc_fn fn, const char *name, em_term arg, em_pid_t *out)
+{
+    emi_rt *rt = emi_rt_g;
+    if (!fn)
+        return EM_EINVAL;
+    /* Relaxed: the count is a limit, not a synchronisation point. */
+    uint32_t n = atomic_fetch_add_explicit(&rt->proc_count, 1, memory_order_relaxed);
+    if (n >= rt->cfg.max_processes) {
+        atomic_fetch_sub_explicit(&rt->proc_count, 1, memory_order_relaxed);
+        return EM_ESYSLIMIT;
+    }
+    int err = EM_ENOMEM;
+    emi_proc *p = aligned_alloc(EMI_CACHELINE, (sizeof(emi_proc) + EMI_CACHELINE - 1) & ~(size_t)(EMI_CACHELINE - 1));
+    if (!p)
+        goto fail;
+    memset(p, 0, sizeof *p);
+    p->fn = fn;
+    p->entry = name ? name : "?";
+    p->arg = arg;
+    if (emi_is_box(arg)) {
+        emi_block *b = emi_block_for_term(arg, rt->cfg.max_term_bytes, &err);
+        if (!b)
+            goto fail;
+        emi_heap_adopt(&p->heap, b);
+        p->arg = b->term;
+    } else if (arg == EM_NONE) {
+        err = EM_EINVAL;
+        goto fail;
+    }
+    uint32_t idx = pid_index_alloc(rt, s);
+    if (!idx) {
+        err = EM_ESYSLIMIT;
+        goto fail;
+    }
+    p->pid = (em_pid_t)idx | ((em_pid_t)rt->serials[idx] << PID_INDEX_BITS);
+    p->sched = s;
+    atomic_init(&p->status, EM_RUNNABLE);
+    atomic_init(&p->name, EM_NONE);
+    atomic_init(&p->heap_bytes, p->heap.bytes);
+    /* Release: whoever finds p in the table sees it fully built. */
+    atomic_store_explicit(&rt->table[idx], p, memory_order_release);
+    emi_stat_add(&s->stat_spawned, 1);
+    if (out)
+        *out = p->pid;
+    emi_runq_push(s, p);
+    return 0;
+fail:
+    if (p) {
+        emi_heap_fini(&p->heap);
+        free(p);
+    }
+    atomic_fetch_sub_explicit(&rt->proc_count, 1, memory_order_relaxed);
+    return err;
+}
+
+int emi_spawn_root(emi_sched *s, em_proc_fn fn, const char *name, em_term arg)
+{
+    return proc_create(s, fn, name, arg, NULL);
+}
+
+int em_spawn_named(em_proc_fn fn, const char *name, em_term arg, em_pid_t *out)
+{
+    emi_proc *self = emi_current();
+    if (!self)
+        return EM_ENOTPROC;
+    int rc = proc_create(self->sched, fn, name, arg, out);
+    if (rc == 0)
+        emi_charge(self, 10);
+    return rc;
+}
+
+void emi_switch_out(emi_proc *p, int why)
+{
+    p->why = why;
+    emi_stack_switch_out(p);
+}
+
+void emi_proc_entry(emi_proc *p)
+{
+    emi_stack_on_entry(p);
+    p->fn(p->arg);
+    emi_switch_out(p, WHY_EXIT);
+    fprintf(stderr, "ember: an ended process was resumed\n");
+    abort();
+}
+
+_Noreturn void em_exit(em_term reason)
+{
+    (void)reason; /* links and monitors will carry it */
+    emi_proc *p = emi_current();
+    if (!p) {
+        fprintf(stderr, "ember: em_exit called outside a process\n");
+        abort();
+    }
+    emi_switch_out(p, WHY_EXIT);
+    fprintf(stderr, "ember: an ended process was resumed\n");
+    abort();
+}
+
+void em_yield(void)
+{
+    emi_proc *p = emi_current();
+    if (p) {
+        atomic_fetch_add_explicit(&p->reductions, 1, memory_order_relaxed);
+        emi_switch_out(p, WHY_YIELD);
+    }
+}
+
+em_pid_t em_self(void)
+{
+    emi_proc *p = emi_current();
+    return p ? p->pid : 0;
+}
+
+bool em_is_alive(em_pid_t pid)
+{
+    emi_proc *p = emi_proc_lookup(pid);
+    return p && atomic_load_explicit(&p->status, memory_order_relaxed) != EM_EXITING;
+}
+
+/* Scheduler context, right after the process switched out for the last time. */
+void emi_proc_destroy(emi_sched *s, emi_proc *p)
+{
+    emi_rt *rt = emi_rt_g;
+    atomic_store_explicit(&p->status, EM_EXITING, memory_order_relaxed);
+    if (atomic_load_explicit(&p->name, memory_order_relaxed) != EM_NONE)
+        emi_registry_drop(p);
+    emi_timer_cancel_wait(p);
+    emi_mailbox_close(p);
+    emi_heap_fini(&p->heap);
+    emi_stack_exit(p);
+    uint32_t idx = em_pid_index(p->pid);
+    /* Release: a later process in this slot is published after this store. */
+    atomic_store_explicit(&rt->table[idx], NULL, memory_order_release);
+    pid_index_free(rt, s, idx);
+    emi_qsbr_retire(s, p);
+    /* Release: the last process to end publishes everything before the stop. */
+    if (atomic_fetch_sub_explicit(&rt->proc_count, 1, memory_order_acq_rel) == 1) {
+        atomic_store_explicit(&rt->stopping, 1, memory_order_seq_cst);
+        emi_wake_idle();
+    }
+}
+
+/* At shutdown: a process that never ended (em_halt) is torn down in place. */
+void emi_proc_reap(emi_proc *p)
+{
+    emi_mailbox_close(p);
+    emi_heap_fini(&p->heap);
+    emi_stack_exit(p);
+    emi_proc_free(p);
+}
+
+void emi_proc_free(emi_proc *p)
+{
+    emi_stack_proc_free(p);
+    free(p->img);
+    free(p);
+}

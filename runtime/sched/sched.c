@@ -1,0 +1,407 @@
+/*
+ * sched.c - the scheduler threads: run queues, work stealing, running a process,
+ * parking it, and sleeping when there is nothing to do.
+ *
+ * Each scheduler has a bounded ring of runnable processes that only it pushes to
+ * and that idle schedulers steal half of, plus a `runnext` slot that is not
+ * stealable: a process woken by a message from the running process goes there and
+ * runs next on the same core, inheriting the slice, so a request-reply pair or a
+ * token ring never pays a cross-core hand-off (runtime-notes.md: 28 ns per cache
+ * line, microseconds per futex wake). A ring that overflows spills half to the
+ * global queue. Schedulers with nothing to do spin briefly, then sleep on a futex
+ * until work or their next timer.
+ */
+#include <limits.h>
+#include <linux/futex.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <sys/syscall.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "core/rt.h"
+
+#define SPIN_NS 50000u            /* spin this long before sleeping */
+#define GLOBAL_CHECK_EVERY 61     /* look at the global queue first this often */
+
+static inline void cpu_relax(void) { __asm__ volatile("pause" ::: "memory"); }
+
+static void futex_wait(atomic_uint *addr, unsigned val, int64_t timeout_ns)
+{
+    struct timespec ts, *tsp = NULL;
+    if (timeout_ns >= 0) {
+        ts.tv_sec = timeout_ns / 1000000000;
+        ts.tv_nsec = timeout_ns % 1000000000;
+        tsp = &ts;
+    }
+    syscall(SYS_futex, (unsigned *)addr, FUTEX_WAIT_PRIVATE, val, tsp, NULL, 0);
+}
+
+static void futex_wake(atomic_uint *addr)
+{
+    syscall(SYS_futex, (unsigned *)addr, FUTEX_WAKE_PRIVATE, 1, NULL, NULL, 0);
+}
+
+/* ---------------------------------------------------------------- global queue */
+
+static void global_push_list(emi_rt *rt, emi_proc *first, emi_proc *last, size_t n)
+{
+    last->qnext = NULL;
+    pthread_mutex_lock(&rt->gq_lock);
+    if (rt->gq_tail)
+        rt->gq_tail->qnext = first;
+    else
+        rt->gq_head = first;
+    rt->gq_tail = last;
+    /* Relaxed: read as a hint; the lock orders the list itself. */
+    atomic_fetch_add_explicit(&rt->gq_len, n, memory_order_relaxed);
+    pthread_mutex_unlock(&rt->gq_lock);
+}
+
+/* Take up to half the global queue (at most a ring's worth) into s's ring. */
+static emi_proc *global_take(emi_rt *rt, emi_sched *s)
+{
+    if (atomic_load_explicit(&rt->gq_len, memory_order_relaxed) == 0)
+        return NULL;
+    pthread_mutex_lock(&rt->gq_lock);
+    size_t len = atomic_load_explicit(&rt->gq_len, memory_order_relaxed);
+    size_t n = len / rt->nsched + 1;
+    if (n > len)
+        n = len;
+    if (n > EMI_RUNQ_SIZE / 2)
+        n = EMI_RUNQ_SIZE / 2;
+    /* Only as many as the ring has room for, plus the one we return. */
+    unsigned used = atomic_load_explicit(&s->runq_tail, memory_order_relaxed) -
+                    atomic_load_explicit(&s->runq_head, memory_order_acquire);
+    if (n > EMI_RUNQ_SIZE - used + 1)
+        n = EMI_RUNQ_SIZE - used + 1;
+    emi_proc *first = rt->gq_head;
+    for (size_t i = 0; i < n; i++) {
+        emi_proc *p = rt->gq_head;
+        rt->gq_head = p->qnext;
+        if (i > 0) {
+            unsigned t = atomic_load_explicit(&s->runq_tail, memory_order_relaxed);
+            atomic_store_explicit(&s->runq[t % EMI_RUNQ_SIZE], p, memory_order_relaxed);
+            /* Release: thieves that see the new tail see the slot. */
+            atomic_store_explicit(&s->runq_tail, t + 1, memory_order_release);
+        }
+    }
+    if (!rt->gq_head)
+        rt->gq_tail = NULL;
+    atomic_fetch_sub_explicit(&rt->gq_len, n, memory_order_relaxed);
+    pthread_mutex_unlock(&rt->gq_lock);
+    return n ? first : NULL;
+}
+
+/* ------------------------------------------------------------------ local ring */
+
+static emi_proc *runq_pop(emi_sched *s)
+{
+    /* Acquire pairs with thieves' CAS: slots they released are not reused early. */
+    unsigned h = atomic_load_explicit(&s->runq_head, memory_order_acquire);
+    for (;;) {
+        unsigned t = atomic_load_explicit(&s->runq_tail, memory_order_relaxed);
+        if (t == h)
+            return NULL;
+        emi_proc *p = atomic_load_explicit(&s->runq[h % EMI_RUNQ_SIZE], memory_order_relaxed);
+        /* Release/acquire with thieves racing for the same slot. */
+        if (atomic_compare_exchange_weak_explicit(&s->runq_head, &h, h + 1, memory_order_acq_rel,
+                                                  memory_order_acquire))
+            return p;
+    }
+}
+
+/* The ring is full: move half of it, and p, to the global queue. */
+static bool runq_spill(emi_rt *rt, emi_sched *s, emi_proc *p, unsigned h)
+{
+    unsigned n = EMI_RUNQ_SIZE / 2;
+    emi_proc *batch[EMI_RUNQ_SIZE / 2 + 1];
+    for (unsigned i = 0; i < n; i++)
+        batch[i] = atomic_load_explicit(&s->runq[(h + i) % EMI_RUNQ_SIZE], memory_order_relaxed);
+    if (!atomic_compare_exchange_strong_explicit(&s->runq_head, &h, h + n, memory_order_acq_rel,
+                                                 memory_order_acquire))
+        return false; /* a thief took some: the ring has room now */
+    batch[n] = p;
+    for (unsigned i = 0; i < n; i++)
+        batch[i]->qnext = batch[i + 1];
+    global_push_list(rt, batch[0], p, n + 1);
+    return true;
+}
+
+static void wake_if_needed(emi_rt *rt)
+{
+    /* seq_cst fence: our push must be visible before we read the sleeper count,
+     * and a sleeper increments the count before it rechecks the queues (Dekker). */
+    atomic_thread_fence(memory_order_seq_cst);
+    if (atomic_load_explicit(&rt->n_sleeping, memory_order_relaxed) > 0 &&
+        atomic_load_explicit(&rt->n_spinning, memory_order_relaxed) == 0)
+        emi_wake_idle();
+}
+
+void emi_runq_push(emi_sched *s, emi_proc *p)
+{
+    emi_rt *rt = emi_rt_g;
+    for (;;) {
+        unsigned h = atomic_load_explicit(&s->runq_head, memory_order_acquire);
+        unsigned t = atomic_load_explicit(&s->runq_tail, memory_order_relaxed);
+        if (t - h < EMI_RUNQ_SIZE) {
+            atomic_store_explicit(&s->runq[t % EMI_RUNQ_SIZE], p, memory_order_relaxed);
+            /* Release: a thief that reads the tail sees the slot. */
+            atomic_store_explicit(&s->runq_tail, t + 1, memory_order_release);
+            break;
+        }
+        if (runq_spill(rt, s, p, h))
+            break;
+    }
+    wake_if_needed(rt);
+}
+
+/* Steal half of victim's ring into s's (empty) ring; return one to run. */
+static emi_proc *runq_steal(emi_sched *s, emi_sched *v)
+{
+    for (;;) {
+        unsigned h = atomic_load_explicit(&v->runq_head, memory_order_acquire);
+        unsigned t = atomic_load_explicit(&v->runq_tail, memory_order_acquire);
+        unsigned n = t - h;
+        n -= n / 2;
+        if (n == 0)
+            return NULL;
+        if (n > EMI_RUNQ_SIZE / 2)
+            continue; /* read a torn pair of indices: try again */
+        unsigned st = atomic_load_explicit(&s->runq_tail, memory_order_relaxed);
+        for (unsigned i = 0; i < n; i++) {
+            emi_proc *p = atomic_load_explicit(&v->runq[(h + i) % EMI_RUNQ_SIZE], memory_order_relaxed);
+            atomic_store_explicit(&s->runq[(st + i) % EMI_RUNQ_SIZE], p, memory_order_relaxed);
+        }
+        /* acq_rel: claim the slots we copied against the owner and other thieves. */
+        if (!atomic_compare_exchange_strong_explicit(&v->runq_head, &h, h + n, memory_order_acq_rel,
+                                                     memory_order_acquire))
+            continue;
+        emi_proc *last = atomic_load_explicit(&s->runq[(st + n - 1) % EMI_RUNQ_SIZE], memory_order_relaxed);
+        if (n > 1)
+            atomic_store_explicit(&s->runq_tail, st + n - 1, memory_order_release);
+        emi_stat_add(&s->stat_steals, 1);
+        return last;
+    }
+}
+
+static emi_proc *steal_any(emi_rt *rt, emi_sched *s)
+{
+    if (rt->nsched == 1)
+        return NULL;
+    s->rand = s->rand * 1103515245u + 12345u;
+    int start = (int)((s->rand >> 16) % (unsigned)rt->nsched);
+    for (int i = 0; i < rt->nsched; i++) {
+        emi_sched *v = rt->scheds[(start + i) % rt->nsched];
+        if (v == s)
+            continue;
+        emi_proc *p = runq_steal(s, v);
+        if (p)
+            return p;
+    }
+    return NULL;
+}
+
+static bool stealable_work(emi_rt *rt, emi_sched *s)
+{
+    if (atomic_load_explicit(&rt->gq_len, memory_order_relaxed))
+        return true;
+    for (int i = 0; i < rt->nsched; i++) {
+        emi_sched *v = rt->scheds[i];
+        if (v == s)
+            continue;
+        unsigned h = atomic_load_explicit(&v->runq_head, memory_order_relaxed);
+        unsigned t = atomic_load_explicit(&v->runq_tail, memory_order_relaxed);
+        if (t != h)
+            return true;
+    }
+    return false;
+}
+
+/* ------------------------------------------------------------------- waking */
+
+void emi_wake_idle(void)
+{
+    emi_rt *rt = emi_rt_g;
+    bool all = atomic_load_explicit(&rt->stopping, memory_order_relaxed);
+    for (int i = 0; i < rt->nsched; i++) {
+        emi_sched *v = rt->scheds[i];
+        unsigned one = 1;
+        /* The CAS picks exactly one waker per sleeper. */
+        if (atomic_load_explicit(&v->sleeping, memory_order_relaxed) == 1 &&
+            atomic_compare_exchange_strong_explicit(&v->sleeping, &one, 0, memory_order_seq_cst,
+                                                    memory_order_relaxed)) {
+            futex_wake(&v->sleeping);
+            if (!all)
+                return;
+        }
+    }
+}
+
+void emi_ready(emi_proc *p)
+{
+    emi_sched *s = emi_sched_self();
+    atomic_store_explicit(&p->status, EM_RUNNABLE, memory_order_relaxed);
+    if (!s) {
+        global_push_list(emi_rt_g, p, p, 1);
+        wake_if_needed(emi_rt_g);
+        return;
+    }
+    /* The waker is about to block or go on; either way the woken process runs
+     * here next, with warm caches. The one it displaces joins the ring. */
+    emi_proc *old = s->runnext;
+    s->runnext = p;
+    if (old)
+        emi_runq_push(s, old);
+}
+
+/* ----------------------------------------------------------------- running */
+
+static void park(emi_sched *s, emi_proc *p)
+{
+    emi_block *e = NULL;
+    atomic_store_explicit(&p->status, EM_WAITING, memory_order_relaxed);
+    /* seq_cst: the park, the senders' pushes and the timer's wake must agree on
+     * one order of the SLEEP transitions. */
+    if (atomic_compare_exchange_strong_explicit(&p->inbox, &e, EMI_INBOX_SLEEP,
+                                                memory_order_seq_cst, memory_order_seq_cst)) {
+        if (!p->wait_timer_slot || !atomic_load_explicit(&p->timeout_fired, memory_order_seq_cst))
+            return;
+        /* The timer fired before we parked and could not wake us: do it here,
+         * unless a sender has already. */
+        e = EMI_INBOX_SLEEP;
+        if (!atomic_compare_exchange_strong_explicit(&p->inbox, &e, NULL, memory_order_seq_cst,
+                                                     memory_order_seq_cst))
+            return;
+    }
+    atomic_store_explicit(&p->status, EM_RUNNABLE, memory_order_relaxed);
+    emi_ready(p);
+    (void)s;
+}
+
+static void run(emi_rt *rt, emi_sched *s, emi_proc *p)
+{
+    if (emi_stack_enter(s, p) != 0) {
+        /* Another scheduler runs a process on this one's stack: try later. */
+        emi_stat_add(&s->stat_conflicts, 1);
+        emi_runq_push(s, p);
+        cpu_relax();
+        return;
+    }
+    int32_t budget0 = s->budget;
+    s->current = p;
+    p->sched = s;
+    atomic_store_explicit(&p->status, EM_RUNNING, memory_order_relaxed);
+    atomic_store_explicit(&p->sched_id, s->id, memory_order_relaxed);
+    emi_stack_switch_in(s, p);
+    s->current = NULL;
+    emi_stat_add(&s->stat_runs, 1);
+    atomic_store_explicit(&p->reductions,
+                          atomic_load_explicit(&p->reductions, memory_order_relaxed) +
+                              (uint64_t)(budget0 - s->budget),
+                          memory_order_relaxed);
+    switch (p->why) {
+    case WHY_YIELD:
+        emi_stack_leave(s, p);
+        atomic_store_explicit(&p->status, EM_RUNNABLE, memory_order_relaxed);
+        emi_runq_push(s, p);
+        break;
+    case WHY_WAIT:
+        emi_stack_leave(s, p);
+        park(s, p);
+        break;
+    case WHY_EXIT:
+        emi_stack_exit(p);
+        emi_stack_leave(s, p);
+        emi_proc_destroy(s, p);
+        break;
+    case WHY_HALT:
+    default:
+        emi_stack_leave(s, p);
+        break;
+    }
+    (void)rt;
+}
+
+static emi_proc *find_work(emi_rt *rt, emi_sched *s)
+{
+    emi_proc *p;
+    if (s->tick % GLOBAL_CHECK_EVERY == 0 && (p = global_take(rt, s))) {
+        s->budget = (int32_t)rt->cfg.reductions;
+        return p;
+    }
+    if ((p = s->runnext)) {
+        s->runnext = NULL;
+        if (s->budget <= 0)
+            s->budget = (int32_t)rt->cfg.reductions;
+        return p;
+    }
+    if ((p = runq_pop(s)) || (p = global_take(rt, s)) || (p = steal_any(rt, s))) {
+        s->budget = (int32_t)rt->cfg.reductions;
+        return p;
+    }
+    return NULL;
+}
+
+static bool timers_due(emi_sched *s)
+{
+    int64_t next = emi_timers_next(s);
+    return next == 0;
+}
+
+static void idle(emi_rt *rt, emi_sched *s)
+{
+    uint64_t t0 = emi_now_ns();
+    /* Relaxed: the spinner count is a hint that spares wakers a futex call. */
+    atomic_fetch_add_explicit(&rt->n_spinning, 1, memory_order_relaxed);
+    bool found = false;
+    for (unsigned i = 0;; i++) {
+        if (stealable_work(rt, s) || timers_due(s) ||
+            atomic_load_explicit(&rt->stopping, memory_order_relaxed)) {
+            found = true;
+            break;
+        }
+        if ((i & 63) == 63 && emi_now_ns() - t0 > SPIN_NS)
+            break;
+        for (int k = 0; k < 16; k++)
+            cpu_relax();
+    }
+    atomic_fetch_sub_explicit(&rt->n_spinning, 1, memory_order_relaxed);
+    if (!found) {
+        emi_qsbr_reclaim(s, false);
+        /* seq_cst: announce the sleep before the last look at the queues. */
+        atomic_store_explicit(&s->sleeping, 1, memory_order_seq_cst);
+        atomic_fetch_add_explicit(&rt->n_sleeping, 1, memory_order_seq_cst);
+        emi_qsbr_offline(s);
+        if (!stealable_work(rt, s) && !atomic_load_explicit(&rt->stopping, memory_order_seq_cst))
+            futex_wait(&s->sleeping, 1, emi_timers_next(s));
+        atomic_store_explicit(&s->sleeping, 0, memory_order_relaxed);
+        atomic_fetch_sub_explicit(&rt->n_sleeping, 1, memory_order_seq_cst);
+    }
+    uint64_t dt = emi_now_ns() - t0;
+    s->idle_ns += dt;
+    emi_stat_add(&s->stat_idle_ns, dt);
+}
+
+void emi_sched_loop(emi_sched *s)
+{
+    emi_rt *rt = emi_rt_g;
+    emi_sched_set_self(s);
+    for (;;) {
+        emi_qsbr_quiescent(s);
+        s->tick++;
+        if (s->limbo_len && ((s->tick & 63) == 0 || s->limbo_len > 4096))
+            emi_qsbr_reclaim(s, false);
+        emi_timers_run(s, 0);
+        if (atomic_load_explicit(&rt->stopping, memory_order_acquire))
+            break;
+        emi_proc *p = find_work(rt, s);
+        if (!p) {
+            idle(rt, s);
+            continue;
+        }
+        run(rt, s, p);
+    }
+    emi_qsbr_offline(s);
+    emi_sched_set_self(NULL);
+}

@@ -1,0 +1,288 @@
+/*
+ * stack.c - the stacks processes run on, and the switch between a scheduler and a
+ * process.
+ *
+ * Default: copy stacks. Each scheduler maps a few large execution stacks, each
+ * with a guard page below it. A process is bound to one stack when it first runs
+ * and always runs there, because its frames hold absolute addresses. When another
+ * process needs the stack, the frames of the one resident there are copied out to
+ * a buffer sized to what it used (a process parked in receive uses a few hundred
+ * bytes); when it runs again they are copied back. A process that still sits on its
+ * stack resumes with no copy at all. Any scheduler may run any process: the `busy`
+ * flag of the stack says whether someone is running on it. This is what lets a
+ * million processes fit in a few hundred bytes each while every running process
+ * still has a deep stack (runtime-notes.md: map count and page size facts).
+ *
+ * EMBER_SEPARATE_STACKS (the sanitizer builds): one mapping per process instead,
+ * so that AddressSanitizer and ThreadSanitizer can follow every switch.
+ */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/mman.h>
+#include <unistd.h>
+
+#include "core/rt.h"
+
+#if defined(__SANITIZE_ADDRESS__)
+#define EMI_ASAN 1
+#elif defined(__has_feature)
+#if __has_feature(address_sanitizer)
+#define EMI_ASAN 1
+#endif
+#endif
+#if defined(__SANITIZE_THREAD__)
+#define EMI_TSAN 1
+#elif defined(__has_feature)
+#if __has_feature(thread_sanitizer)
+#define EMI_TSAN 1
+#endif
+#endif
+#ifdef EMI_ASAN
+#include <sanitizer/common_interface_defs.h>
+#endif
+#ifdef EMI_TSAN
+#include <sanitizer/tsan_interface.h>
+#endif
+
+void emi_ctx_switch(void **save, void *to);
+void emi_ctx_boot(void);
+
+static int map_stack(emi_xstack *x, size_t size)
+{
+    size_t page = (size_t)sysconf(_SC_PAGESIZE);
+    size = (size + page - 1) & ~(page - 1);
+    size_t len = size + page;
+    unsigned char *m = mmap(NULL, len, PROT_READ | PROT_WRITE,
+                            MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE | MAP_STACK, -1, 0);
+    if (m == MAP_FAILED)
+        return EM_ENOMEM;
+    /* The guard page turns an overflow into a fault instead of a silent write
+     * into whatever lies below. */
+    if (mprotect(m, page, PROT_NONE) != 0) {
+        munmap(m, len);
+        return EM_ENOMEM;
+    }
+    x->map = m;
+    x->map_len = len;
+    x->lo = m + page;
+    x->hi = m + len;
+    x->resident = NULL;
+    atomic_init(&x->busy, 0);
+    return 0;
+}
+
+static void unmap_stack(emi_xstack *x)
+{
+    if (x->map)
+        munmap(x->map, x->map_len);
+    x->map = NULL;
+}
+
+/* Plant the first frame: emi_ctx_switch pops six registers and returns into
+ * emi_ctx_boot, which finds the process in rbx's slot. The return lands with the
+ * stack 16-aligned, as the ABI wants before a call. */
+static void boot_frame(emi_proc *p, emi_xstack *x)
+{
+    void **sp = (void **)(x->hi - 16 - 8 - 48);
+    sp[0] = 0;                   /* r15 */
+    sp[1] = 0;                   /* r14 */
+    sp[2] = 0;                   /* r13 */
+    sp[3] = 0;                   /* r12 */
+    sp[4] = p;                   /* rbx */
+    sp[5] = 0;                   /* rbp */
+    sp[6] = (void *)emi_ctx_boot;
+    p->sp = sp;
+}
+
+#ifndef EMBER_SEPARATE_STACKS
+
+int emi_stacks_init(emi_sched *s)
+{
+    for (int i = 0; i < EMI_STACKS_PER_SCHED; i++) {
+        int rc = map_stack(&s->stacks[i], emi_rt_g->cfg.stack_size);
+        if (rc)
+            return rc;
+    }
+    return 0;
+}
+
+void emi_stacks_fini(emi_sched *s)
+{
+    for (int i = 0; i < EMI_STACKS_PER_SCHED; i++)
+        unmap_stack(&s->stacks[i]);
+}
+
+/* Copy the resident's frames out so that another process can use the stack. */
+static void save_image(emi_proc *r, emi_xstack *x)
+{
+    size_t len = (size_t)(x->hi - (unsigned char *)r->sp);
+    if (len > r->img_cap || r->img_cap > 4 * len + 4096) {
+        size_t cap = (len + 63) & ~(size_t)63;
+        unsigned char *img = realloc(r->img, cap);
+        if (!img) {
+            /* Losing the frames would corrupt the process: nothing can recover. */
+            fprintf(stderr, "ember: out of memory saving the stack of a process\n");
+            abort();
+        }
+        r->img = img;
+        r->img_cap = (uint32_t)cap;
+        /* Relaxed: a figure for introspection. */
+        atomic_store_explicit(&r->stack_bytes, cap, memory_order_relaxed);
+    }
+    memcpy(r->img, r->sp, len);
+    r->img_len = (uint32_t)len;
+}
+
+int emi_stack_enter(emi_sched *s, emi_proc *p)
+{
+    emi_xstack *x = p->xs;
+    if (!x) {
+        x = &s->stacks[s->next_stack++ % EMI_STACKS_PER_SCHED];
+        p->xs = x;
+    }
+    /* Acquire pairs with the release in emi_stack_leave: the frames and the
+     * resident's image written by the last user are visible to us. */
+    if (atomic_load_explicit(&x->busy, memory_order_relaxed) ||
+        atomic_exchange_explicit(&x->busy, 1, memory_order_acquire))
+        return EM_ESTATE;
+    if (x->resident != p) {
+        if (x->resident)
+            save_image(x->resident, x);
+        if (!p->sp)
+            boot_frame(p, x);
+        else
+            memcpy(p->sp, p->img, p->img_len);
+        x->resident = p;
+    }
+    return 0;
+}
+
+void emi_stack_leave(emi_sched *s, emi_proc *p)
+{
+    (void)s;
+    /* Release: the next user of the stack sees our frames and images. */
+    atomic_store_explicit(&p->xs->busy, 0, memory_order_release);
+}
+
+void emi_stack_exit(emi_proc *p)
+{
+    if (p->xs && p->xs->resident == p)
+        p->xs->resident = NULL;
+    free(p->img);
+    p->img = NULL;
+    p->img_cap = p->img_len = 0;
+}
+
+size_t emi_stack_bytes(const emi_proc *p) { return atomic_load_explicit(&p->stack_bytes, memory_order_relaxed); }
+
+void emi_stack_switch_in(emi_sched *s, emi_proc *p) { emi_ctx_switch(&s->sp, p->sp); }
+
+void emi_stack_switch_out(emi_proc *p) { emi_ctx_switch(&p->sp, p->sched->sp); }
+
+void emi_stack_on_entry(emi_proc *p) { (void)p; }
+
+void emi_stack_proc_free(emi_proc *p) { (void)p; }
+
+#else /* EMBER_SEPARATE_STACKS */
+
+int emi_stacks_init(emi_sched *s)
+{
+#ifdef EMI_TSAN
+    s->fiber = __tsan_get_current_fiber();
+#else
+    (void)s;
+#endif
+    return 0;
+}
+
+void emi_stacks_fini(emi_sched *s) { (void)s; }
+
+int emi_stack_enter(emi_sched *s, emi_proc *p)
+{
+    (void)s;
+    if (!p->xs) {
+        emi_xstack *x = calloc(1, sizeof *x);
+        if (!x || map_stack(x, emi_rt_g->cfg.stack_size) != 0) {
+            fprintf(stderr, "ember: cannot map a process stack\n");
+            abort();
+        }
+        p->xs = x;
+        boot_frame(p, x);
+#ifdef EMI_TSAN
+        p->fiber = __tsan_create_fiber(0);
+#endif
+    }
+    return 0;
+}
+
+void emi_stack_leave(emi_sched *s, emi_proc *p) { (void)s, (void)p; }
+
+void emi_stack_exit(emi_proc *p)
+{
+    if (p->xs) {
+        unmap_stack(p->xs);
+        free(p->xs);
+        p->xs = NULL;
+    }
+}
+
+size_t emi_stack_bytes(const emi_proc *p) { return p->xs ? 4096 : 0; }
+
+void emi_stack_switch_in(emi_sched *s, emi_proc *p)
+{
+#ifdef EMI_TSAN
+    __tsan_switch_to_fiber(p->fiber, 0);
+#endif
+#ifdef EMI_ASAN
+    const void *fake = NULL;
+    __sanitizer_start_switch_fiber((void **)&fake, p->xs->lo, (size_t)(p->xs->hi - p->xs->lo));
+#endif
+    emi_ctx_switch(&s->sp, p->sp);
+#ifdef EMI_ASAN
+    __sanitizer_finish_switch_fiber((void *)fake, NULL, NULL);
+#endif
+}
+
+static void after_resume(emi_proc *p)
+{
+#ifdef EMI_ASAN
+    __sanitizer_finish_switch_fiber((void *)p->asan_fake, &p->sched->stack_bottom,
+                                    &p->sched->stack_size);
+#else
+    (void)p;
+#endif
+}
+
+void emi_stack_switch_out(emi_proc *p)
+{
+    emi_sched *s = p->sched;
+#ifdef EMI_TSAN
+    __tsan_switch_to_fiber(s->fiber, 0);
+#endif
+#ifdef EMI_ASAN
+    /* A process that ends never comes back: tell ASan to drop its fake stack. */
+    __sanitizer_start_switch_fiber(p->why == WHY_EXIT ? NULL : (void **)&p->asan_fake,
+                                   s->stack_bottom, s->stack_size);
+#endif
+    emi_ctx_switch(&p->sp, s->sp);
+    after_resume(p);
+}
+
+void emi_stack_on_entry(emi_proc *p)
+{
+    p->asan_fake = NULL;
+    after_resume(p);
+}
+
+void emi_stack_proc_free(emi_proc *p)
+{
+#ifdef EMI_TSAN
+    if (p->fiber)
+        __tsan_destroy_fiber(p->fiber);
+#else
+    (void)p;
+#endif
+}
+
+#endif

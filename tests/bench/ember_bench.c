@@ -1,0 +1,277 @@
+/*
+ * ember_bench.c - ember's side of the anchor benchmarks in ../shared/anchors.
+ *
+ * Each workload does what anchors.erl does, message for message, and prints one
+ * line in the anchors' format so the two can be set side by side:
+ *   ember-bench spawn N | skynet N | ring N | pingpong N | all
+ * Options: -s SCHEDULERS (default: one per core).
+ */
+#include <stdatomic.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "ember.h"
+
+static long param_n;
+static atomic_long counter;
+static em_term a_token, a_sum, a_ping, a_pong, a_stop;
+
+static uint64_t now_us(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (uint64_t)ts.tv_sec * 1000000u + (uint64_t)ts.tv_nsec / 1000u;
+}
+
+static long rss_kb(void)
+{
+    FILE *f = fopen("/proc/self/status", "r");
+    char line[256];
+    long kb = 0;
+    if (!f)
+        return 0;
+    while (fgets(line, sizeof line, f))
+        if (strncmp(line, "VmRSS:", 6) == 0)
+            kb = strtol(line + 6, NULL, 10);
+    fclose(f);
+    return kb;
+}
+
+static void check(int rc, const char *what)
+{
+    if (rc != 0) {
+        fprintf(stderr, "ember-bench: %s: %s\n", what, em_strerror(rc));
+        exit(1);
+    }
+}
+
+/* ----------------------------------------------------------------- spawn */
+
+static void waiter(em_term arg)
+{
+    (void)arg;
+    em_term m;
+    /* Relaxed: the root only needs the count to reach N eventually. */
+    atomic_fetch_add_explicit(&counter, 1, memory_order_relaxed);
+    em_receive(&m, EM_INFINITY);
+}
+
+static void bench_spawn(em_term arg)
+{
+    (void)arg;
+    long n = param_n;
+    em_pid_t *pids = malloc((size_t)n * sizeof *pids);
+    long r0 = rss_kb();
+    uint64_t t0 = now_us();
+    for (long i = 0; i < n; i++)
+        check(em_spawn(waiter, EM_NIL, &pids[i]), "spawn");
+    /* Unlike the anchors, which stop the clock when the spawn loop ends, wait
+     * until every process has run and parked in receive: the cost of a process
+     * includes its first run and its saved stack. */
+    while (atomic_load_explicit(&counter, memory_order_relaxed) < n)
+        em_yield();
+    uint64_t t1 = now_us();
+    em_sleep(1); /* let the other scheduler park its last processes */
+    long r1 = rss_kb() - (long)((uint64_t)n * sizeof *pids / 1024);
+    for (long i = 0; i < n; i++)
+        em_send(pids[i], a_stop);
+    free(pids);
+    printf("spawn n=%ld us_total=%llu ns_per_spawn=%llu bytes_per_proc=%ld\n", n,
+           (unsigned long long)(t1 - t0), (unsigned long long)((t1 - t0) * 1000 / (uint64_t)n),
+           (r1 - r0) * 1024 / n);
+}
+
+/* ---------------------------------------------------------------- skynet */
+
+static void skynet(em_term arg)
+{
+    em_pid_t parent;
+    int64_t num, size;
+    em_get_pid(em_at(arg, 0), &parent);
+    em_get_int(em_at(arg, 1), &num);
+    em_get_int(em_at(arg, 2), &size);
+    if (size == 1) {
+        em_send(parent, EM_ARR(a_sum, em_int(num)));
+        return;
+    }
+    int64_t sub = size / 10;
+    em_term self = em_pid(em_self());
+    for (int64_t i = 0; i < 10; i++)
+        check(em_spawn(skynet, EM_ARR(self, em_int(num + i * sub), em_int(sub)), NULL), "spawn");
+    int64_t total = 0;
+    for (int i = 0; i < 10; i++) {
+        em_term m;
+        int64_t v;
+        em_receive(&m, EM_INFINITY);
+        em_get_int(em_at(m, 1), &v);
+        total += v;
+    }
+    em_send(parent, EM_ARR(a_sum, em_int(total)));
+}
+
+static void bench_skynet(em_term arg)
+{
+    (void)arg;
+    uint64_t t0 = now_us();
+    check(em_spawn(skynet, EM_ARR(em_pid(em_self()), em_int(0), em_int(param_n)), NULL), "spawn");
+    em_term m;
+    int64_t sum = 0;
+    em_receive(&m, EM_INFINITY);
+    em_get_int(em_at(m, 1), &sum);
+    uint64_t t1 = now_us();
+    printf("skynet n=%ld sum=%lld us_total=%llu\n", param_n, (long long)sum,
+           (unsigned long long)(t1 - t0));
+}
+
+/* ------------------------------------------------------------------ ring */
+
+#define HOPS 1000000
+
+/* Receive {token, K}; pass {token, K-1} on, or {token, 0} and stop. */
+static void ring_node(em_term arg)
+{
+    em_pid_t next;
+    em_get_pid(arg, &next);
+    for (;;) {
+        em_mark mk = em_heap_mark();
+        em_term m;
+        int64_t k;
+        em_receive(&m, EM_INFINITY);
+        em_get_int(em_at(m, 1), &k);
+        if (k == 0) {
+            em_send(next, m);
+            return;
+        }
+        em_send(next, EM_ARR(a_token, em_int(k - 1)));
+        em_heap_release(mk);
+    }
+}
+
+static void bench_ring(em_term arg)
+{
+    (void)arg;
+    uint64_t t0 = now_us();
+    em_pid_t next = em_self();
+    for (long i = 0; i < param_n; i++)
+        check(em_spawn(ring_node, em_pid(next), &next), "spawn");
+    uint64_t t1 = now_us();
+    em_pid_t first = next;
+    em_send(first, EM_ARR(a_token, em_int(HOPS)));
+    for (;;) {
+        em_mark mk = em_heap_mark();
+        em_term m;
+        int64_t k;
+        em_receive(&m, EM_INFINITY);
+        em_get_int(em_at(m, 1), &k);
+        if (k == 0)
+            break;
+        em_send(first, EM_ARR(a_token, em_int(k - 1)));
+        em_heap_release(mk);
+    }
+    uint64_t t2 = now_us();
+    printf("ring n=%ld hops=%d us_build=%llu us_hops=%llu ns_per_hop=%llu\n", param_n, HOPS,
+           (unsigned long long)(t1 - t0), (unsigned long long)(t2 - t1),
+           (unsigned long long)((t2 - t1) * 1000 / HOPS));
+}
+
+/* -------------------------------------------------------------- pingpong */
+
+static void pong(em_term arg)
+{
+    (void)arg;
+    for (;;) {
+        em_mark mk = em_heap_mark();
+        em_term m;
+        em_pid_t from;
+        em_receive(&m, EM_INFINITY);
+        if (m == a_stop)
+            return;
+        if (em_get_pid(em_at(m, 1), &from))
+            em_send(from, a_pong);
+        em_heap_release(mk);
+    }
+}
+
+static void bench_pingpong(em_term arg)
+{
+    (void)arg;
+    em_pid_t p;
+    check(em_spawn(pong, EM_NIL, &p), "spawn");
+    em_term ping = EM_ARR(a_ping, em_pid(em_self()));
+    uint64_t t0 = now_us();
+    for (long i = 0; i < param_n; i++) {
+        em_term m;
+        em_send(p, ping);
+        em_receive(&m, EM_INFINITY);
+    }
+    uint64_t t1 = now_us();
+    em_send(p, a_stop);
+    printf("pingpong roundtrips=%ld us_total=%llu ns_per_roundtrip=%llu\n", param_n,
+           (unsigned long long)(t1 - t0), (unsigned long long)((t1 - t0) * 1000 / (uint64_t)param_n));
+}
+
+/* ------------------------------------------------------------------ main */
+
+static int usage(void)
+{
+    fprintf(stderr, "usage: ember-bench [-s SCHEDULERS] spawn|skynet|ring|pingpong N\n"
+                    "       ember-bench [-s SCHEDULERS] all [N]\n");
+    return 2;
+}
+
+static int run_one(const char *name, long n, int scheds)
+{
+    em_proc_fn fn = NULL;
+    if (!strcmp(name, "spawn"))
+        fn = bench_spawn;
+    else if (!strcmp(name, "skynet"))
+        fn = bench_skynet;
+    else if (!strcmp(name, "ring"))
+        fn = bench_ring;
+    else if (!strcmp(name, "pingpong"))
+        fn = bench_pingpong;
+    if (!fn || n <= 0)
+        return usage();
+    param_n = n;
+    atomic_store(&counter, 0);
+    em_config cfg;
+    em_config_init(&cfg);
+    cfg.schedulers = scheds;
+    int rc = em_run(&cfg, fn, EM_NIL);
+    fflush(stdout);
+    return rc < 0 ? 1 : rc;
+}
+
+int main(int argc, char **argv)
+{
+    int scheds = 0, opt;
+    while ((opt = getopt(argc, argv, "s:")) != -1) {
+        if (opt == 's')
+            scheds = atoi(optarg);
+        else
+            return usage();
+    }
+    if (optind >= argc)
+        return usage();
+    a_token = em_atom("token");
+    a_sum = em_atom("sum");
+    a_ping = em_atom("ping");
+    a_pong = em_atom("pong");
+    a_stop = em_atom("stop");
+    const char *bench = argv[optind];
+    if (!strcmp(bench, "all")) {
+        long n = optind + 1 < argc ? atol(argv[optind + 1]) : 1000000;
+        int rc = 0;
+        rc |= run_one("spawn", n, scheds);
+        rc |= run_one("skynet", 1000000, scheds);
+        rc |= run_one("ring", 1000, scheds);
+        rc |= run_one("pingpong", n, scheds);
+        return rc;
+    }
+    if (optind + 1 >= argc)
+        return usage();
+    return run_one(bench, atol(argv[optind + 1]), scheds);
+}

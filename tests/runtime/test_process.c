@@ -1,0 +1,530 @@
+/*
+ * test_process.c - processes and messages: spawn, exit, send, receive, selective
+ * receive, ordering, copying, bad input, limits, stacks and preemption by budget.
+ */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <time.h>
+
+#include <cmocka.h>
+
+#include "check.h"
+#include "ember.h"
+
+static atomic_long counter;
+
+static em_config config(int scheds)
+{
+    em_config c;
+    em_config_init(&c);
+    c.schedulers = scheds;
+    return c;
+}
+
+static void run_root(int scheds, em_proc_fn root)
+{
+    CHECK_RESET();
+    em_config c = config(scheds);
+    int rc = em_run(&c, root, EM_NIL);
+    assert_int_equal(rc, 0);
+    ASSERT_NO_CHECK_FAILURES();
+}
+
+/* ------------------------------------------------------------ lifecycle */
+
+static void count_child(em_term arg)
+{
+    int64_t v = 0;
+    CHECK(em_get_int(arg, &v));
+    atomic_fetch_add(&counter, v);
+    CHECK(em_self() != 0);
+}
+
+static void root_spawns_ten(em_term arg)
+{
+    (void)arg;
+    for (int i = 1; i <= 10; i++) {
+        em_pid_t pid = 0;
+        CHECK_INT(0, em_spawn(count_child, em_int(i), &pid));
+        CHECK(pid != 0 && pid != em_self());
+    }
+}
+
+static void test_run_ends_when_all_processes_end(void **state)
+{
+    (void)state;
+    atomic_store(&counter, 0);
+    run_root(2, root_spawns_ten);
+    assert_int_equal(atomic_load(&counter), 55);
+}
+
+static void nested_run(em_term arg)
+{
+    (void)arg;
+    CHECK_INT(EM_ESTATE, em_run(NULL, nested_run, EM_NIL));
+    CHECK_INT(EM_EINVAL, em_spawn_named(NULL, "null", EM_NIL, NULL));
+    CHECK_INT(EM_EINVAL, em_send(((em_pid_t)7 << 48) | 5, EM_NIL));   /* unknown node */
+    CHECK_INT(EM_EINVAL, em_send(0, EM_NIL));
+    CHECK_INT(EM_EINVAL, em_send(0x0FFFFFFF, EM_NIL));                 /* index past the limit */
+    CHECK_INT(EM_EINVAL, em_send(em_self(), EM_NONE));
+    CHECK_INT(EM_EINVAL, em_receive_if(NULL, 0, NULL, NULL));
+    CHECK_INT(EM_EBADTERM, em_receive_match(NULL, 0, "{unclosed"));
+}
+
+static void test_bad_input(void **state)
+{
+    (void)state;
+    assert_int_equal(em_run(NULL, NULL, EM_NIL), EM_EINVAL);
+    em_config c = config(0);
+    c.reductions = 0;
+    assert_int_equal(em_run(&c, root_spawns_ten, EM_NIL), EM_EINVAL);
+    assert_int_equal(em_spawn(count_child, EM_NIL, NULL), EM_ENOTPROC);
+    assert_int_equal(em_send(1, EM_NIL), EM_ENOTPROC);
+    em_term m;
+    assert_int_equal(em_receive(&m, 0), EM_ENOTPROC);
+    assert_int_equal(em_self(), 0);
+    c = config(2);
+    c.max_processes = 1000;
+    assert_int_equal(em_run(&c, nested_run, EM_NIL), 0);
+    ASSERT_NO_CHECK_FAILURES();
+}
+
+static void exits_early(em_term arg)
+{
+    (void)arg;
+    atomic_fetch_add(&counter, 1);
+    em_exit(em_atom("done"));
+    atomic_fetch_add(&counter, 100); /* never reached */
+}
+
+static void root_exit(em_term arg)
+{
+    (void)arg;
+    em_pid_t p;
+    CHECK_INT(0, em_spawn(exits_early, EM_NIL, &p));
+    while (em_is_alive(p))
+        em_yield();
+    CHECK_INT(1, atomic_load(&counter));
+}
+
+static void test_em_exit(void **state)
+{
+    (void)state;
+    atomic_store(&counter, 0);
+    run_root(2, root_exit);
+    assert_int_equal(atomic_load(&counter), 1);
+}
+
+static void waits_forever(em_term arg)
+{
+    (void)arg;
+    em_term m;
+    em_receive(&m, EM_INFINITY);
+}
+
+static void root_halts(em_term arg)
+{
+    (void)arg;
+    for (int i = 0; i < 100; i++)
+        CHECK_INT(0, em_spawn(waits_forever, em_str("some memory to reclaim"), NULL));
+    em_sleep(5);
+    em_halt(7);
+}
+
+static void test_halt_reaps_waiting_processes(void **state)
+{
+    (void)state;
+    CHECK_RESET();
+    em_config c = config(2);
+    assert_int_equal(em_run(&c, root_halts, EM_NIL), 7);
+    ASSERT_NO_CHECK_FAILURES();
+}
+
+/* ------------------------------------------------------------ messages */
+
+static void echo_format(em_term arg)
+{
+    em_pid_t parent;
+    CHECK(em_get_pid(arg, &parent));
+    em_term m;
+    CHECK_INT(0, em_receive(&m, EM_INFINITY));
+    char buf[256];
+    em_format(m, buf, sizeof buf);
+    em_send(parent, em_str(buf));
+}
+
+static void root_copy(em_term arg)
+{
+    (void)arg;
+    em_pid_t child;
+    CHECK_INT(0, em_spawn(echo_format, em_pid(em_self()), &child));
+    em_mark mk = em_heap_mark();
+    char text[100];
+    memset(text, 'x', sizeof text);
+    em_term msg = EM_ARR(em_atom("hello"), em_strn("abc", 3), em_bin(text, sizeof text), em_int(-5));
+    CHECK_INT(0, em_send(child, msg));
+    /* The sender may reuse its memory at once: release and overwrite it. */
+    em_heap_release(mk);
+    for (int i = 0; i < 50; i++)
+        em_str("clobber clobber clobber");
+    em_term reply;
+    CHECK_INT(0, em_receive(&reply, EM_INFINITY));
+    const char *s;
+    size_t len;
+    CHECK(em_get_str(reply, &s, &len));
+    char expect[512];
+    int off = snprintf(expect, sizeof expect, "[hello, \"abc\", <<\"");
+    for (int i = 0; i < 100; i++)
+        expect[off++] = 'x';
+    snprintf(expect + off, sizeof expect - (size_t)off, "\">>, -5]");
+    CHECK_INT(strlen(expect), len);
+    CHECK(len == strlen(expect) && memcmp(s, expect, len) == 0);
+}
+
+static void test_send_copies(void **state)
+{
+    (void)state;
+    run_root(2, root_copy);
+}
+
+static void root_dead_pid(em_term arg)
+{
+    (void)arg;
+    em_pid_t child;
+    CHECK_INT(0, em_spawn(count_child, em_int(1), &child));
+    while (em_is_alive(child))
+        em_yield();
+    em_system_info before, after;
+    CHECK_INT(0, em_system_info_get(&before));
+    CHECK_INT(0, em_send(child, em_atom("anyone")));
+    CHECK_INT(0, em_system_info_get(&after));
+    CHECK_INT(before.sends_to_dead + 1, after.sends_to_dead);
+}
+
+static void test_send_to_dead_pid_is_counted(void **state)
+{
+    (void)state;
+    run_root(2, root_dead_pid);
+}
+
+static void root_timeouts(em_term arg)
+{
+    (void)arg;
+    em_term m;
+    int64_t t0 = em_now_ms();
+    CHECK_INT(EM_ETIMEDOUT, em_receive(&m, 0));
+    CHECK(em_now_ms() - t0 < 5);
+    t0 = em_now_ms();
+    CHECK_INT(EM_ETIMEDOUT, em_receive(&m, 30));
+    int64_t dt = em_now_ms() - t0;
+    if (dt < 30 || dt > 1000)
+        CHECK_FAIL("receive timeout of 30 ms took %lld ms", (long long)dt);
+    em_send(em_self(), em_int(9));
+    CHECK_INT(0, em_receive(&m, 30));
+    CHECK(m == em_int(9));
+}
+
+static void test_receive_timeouts(void **state)
+{
+    (void)state;
+    run_root(2, root_timeouts);
+}
+
+static bool is_int_over(em_term t, void *ctx)
+{
+    int64_t v;
+    return em_get_int(t, &v) && v > *(int64_t *)ctx;
+}
+
+static void root_selective(em_term arg)
+{
+    (void)arg;
+    em_pid_t self = em_self();
+    em_send(self, em_atom("a"));
+    em_send(self, em_int(5));
+    em_send(self, EM_ARR(em_atom("c"), em_int(3)));
+    em_send(self, em_int(50));
+    em_term m;
+    int64_t n = 0;
+    CHECK_INT(0, em_receive_match(&m, 0, "{c, ~i}", &n));
+    CHECK_INT(3, n);
+    int64_t limit = 10;
+    CHECK_INT(0, em_receive_if(&m, 0, is_int_over, &limit));
+    CHECK(m == em_int(50));
+    CHECK_INT(EM_ETIMEDOUT, em_receive_if(&m, 0, is_int_over, &limit));
+    /* The rest stay in arrival order. */
+    CHECK_INT(0, em_receive(&m, 0));
+    CHECK(em_is_atom(m, "a"));
+    CHECK_INT(0, em_receive(&m, 0));
+    CHECK(m == em_int(5));
+    CHECK_INT(EM_ETIMEDOUT, em_receive(&m, 0));
+}
+
+static void test_selective_receive(void **state)
+{
+    (void)state;
+    run_root(2, root_selective);
+}
+
+/* A selective receive that waits: the matching message comes later, from
+ * another process, after non-matching ones. */
+static void late_sender(em_term arg)
+{
+    em_pid_t to;
+    CHECK(em_get_pid(arg, &to));
+    for (int i = 0; i < 100; i++)
+        em_send(to, em_int(i));
+    em_sleep(10);
+    em_send(to, em_atom("wanted"));
+}
+
+static void root_selective_wait(em_term arg)
+{
+    (void)arg;
+    CHECK_INT(0, em_spawn(late_sender, em_pid(em_self()), NULL));
+    em_term m;
+    CHECK_INT(0, em_receive_match(&m, 2000, "wanted"));
+    for (int i = 0; i < 100; i++) {
+        CHECK_INT(0, em_receive(&m, 0));
+        CHECK(m == em_int(i));
+    }
+}
+
+static void test_selective_receive_waits(void **state)
+{
+    (void)state;
+    run_root(2, root_selective_wait);
+}
+
+#define ORDER_N 20000
+
+static void ordered_sender(em_term arg)
+{
+    em_pid_t to;
+    int64_t id;
+    CHECK(em_get_pid(em_at(arg, 0), &to));
+    CHECK(em_get_int(em_at(arg, 1), &id));
+    for (int64_t i = 0; i < ORDER_N; i++)
+        em_send(to, em_int(id * 1000000 + i));
+}
+
+static void root_order(em_term arg)
+{
+    (void)arg;
+    int64_t next[4] = {0};
+    for (int64_t s = 0; s < 4; s++)
+        CHECK_INT(0, em_spawn(ordered_sender, EM_ARR(em_pid(em_self()), em_int(s)), NULL));
+    for (int i = 0; i < 4 * ORDER_N; i++) {
+        em_term m;
+        int64_t v;
+        CHECK_INT(0, em_receive(&m, 5000));
+        CHECK(em_get_int(m, &v));
+        int64_t s = v / 1000000, seq = v % 1000000;
+        if (s < 0 || s > 3 || seq != next[s]) {
+            CHECK_FAIL("sender %lld: expected seq %lld, got %lld", (long long)s,
+                       (long long)(s >= 0 && s < 4 ? next[s] : -1), (long long)seq);
+            return;
+        }
+        next[s]++;
+    }
+    em_term m;
+    CHECK_INT(EM_ETIMEDOUT, em_receive(&m, 20));
+}
+
+static void test_per_sender_order(void **state)
+{
+    (void)state;
+    run_root(2, root_order);
+}
+
+/* ------------------------------------------------------------ limits */
+
+static void root_limit(em_term arg)
+{
+    (void)arg;
+    int n = 0, rc;
+    while ((rc = em_spawn(waits_forever, EM_NIL, NULL)) == 0)
+        n++;
+    CHECK_INT(EM_ESYSLIMIT, rc);
+    CHECK_INT(99, n); /* the root is one of the 100 */
+    em_system_info si;
+    CHECK_INT(0, em_system_info_get(&si));
+    CHECK_INT(100, si.process_count);
+    CHECK_INT(100, si.process_limit);
+    em_halt(0);
+}
+
+static void test_process_limit(void **state)
+{
+    (void)state;
+    CHECK_RESET();
+    em_config c = config(2);
+    c.max_processes = 100;
+    assert_int_equal(em_run(&c, root_limit, EM_NIL), 0);
+    ASSERT_NO_CHECK_FAILURES();
+}
+
+static void root_too_big(em_term arg)
+{
+    (void)arg;
+    char big[2048];
+    memset(big, 'y', sizeof big);
+    CHECK_INT(EM_ETOOBIG, em_send(em_self(), em_strn(big, sizeof big)));
+    CHECK_INT(0, em_send(em_self(), em_strn(big, 100)));
+}
+
+static void test_oversize_term(void **state)
+{
+    (void)state;
+    CHECK_RESET();
+    em_config c = config(1);
+    c.max_term_bytes = 1024;
+    assert_int_equal(em_run(&c, root_too_big, EM_NIL), 0);
+    ASSERT_NO_CHECK_FAILURES();
+}
+
+/* ------------------------------------------------------------ stacks */
+
+static int64_t deep(int depth, em_pid_t partner)
+{
+    volatile int pad[256];
+    pad[0] = depth;
+    pad[255] = depth + 1;
+    if (depth == 0) {
+        /* At the bottom, give way so another deep process runs on a stack that
+         * may be the same one: our frames must survive the copy out and back. */
+        em_yield();
+        em_send(partner, em_int(1));
+        em_term m;
+        em_receive(&m, EM_INFINITY);
+        return 0;
+    }
+    int64_t r = deep(depth - 1, partner) + pad[0] + pad[255] - 2 * depth;
+    return r;
+}
+
+static void deep_proc(em_term arg)
+{
+    em_pid_t partner;
+    CHECK(em_get_pid(arg, &partner));
+    char line[64];
+    snprintf(line, sizeof line, "printf works inside a process %d", 1);
+    CHECK_STR("printf works inside a process 1", line);
+    int64_t r = deep(300, partner); /* about 300 KiB of stack */
+    CHECK_INT(300, r);
+    atomic_fetch_add(&counter, 1);
+}
+
+#define DEEP_PROCS 12 /* more than a scheduler's stacks: some must share one */
+
+static void root_deep(em_term arg)
+{
+    (void)arg;
+    /* A chain: each process, at the bottom of its recursion, tells the one before
+     * it and waits to be told by the one after it, so all are deep at once. */
+    em_pid_t prev = em_self();
+    for (int i = 0; i < DEEP_PROCS; i++)
+        CHECK_INT(0, em_spawn(deep_proc, em_pid(prev), &prev));
+    em_term m;
+    CHECK_INT(0, em_receive(&m, 10000)); /* the first reached the bottom */
+    em_send(prev, em_int(0));            /* release the last */
+}
+
+static void test_deep_recursion_on_shared_stacks(void **state)
+{
+    (void)state;
+    atomic_store(&counter, 0);
+    run_root(1, root_deep);
+    assert_int_equal(atomic_load(&counter), DEEP_PROCS);
+    atomic_store(&counter, 0);
+    run_root(2, root_deep);
+    assert_int_equal(atomic_load(&counter), DEEP_PROCS);
+}
+
+/* ------------------------------------------------------------ preemption */
+
+static atomic_int stop_spinning;
+
+static void busy_sender(em_term arg)
+{
+    (void)arg;
+    em_pid_t nobody = em_self() + 1;
+    /* Never blocks, never yields explicitly: only the reduction budget lets the
+     * root run on a single scheduler. */
+    while (!atomic_load(&stop_spinning))
+        em_send(nobody, EM_NIL);
+}
+
+static void root_budget(em_term arg)
+{
+    (void)arg;
+    CHECK_INT(0, em_spawn(busy_sender, EM_NIL, NULL));
+    CHECK_INT(0, em_spawn(busy_sender, EM_NIL, NULL));
+    em_yield();
+    em_sleep(20);
+    atomic_store(&stop_spinning, 1);
+}
+
+static void test_reduction_budget_preempts(void **state)
+{
+    (void)state;
+    atomic_store(&stop_spinning, 0);
+    run_root(1, root_budget);
+}
+
+/* ------------------------------------------------------------ memory */
+
+static void root_heap(em_term arg)
+{
+    (void)arg;
+    size_t b0 = em_heap_bytes();
+    em_mark mk = em_heap_mark();
+    for (int i = 0; i < 1000; i++)
+        CHECK(em_alloc(100) != NULL);
+    em_send(em_self(), em_str("a received message joins the heap too"));
+    em_term m;
+    CHECK_INT(0, em_receive(&m, 0));
+    CHECK(em_heap_bytes() > b0 + 100000);
+    em_heap_release(mk);
+    CHECK_INT(b0, em_heap_bytes());
+    char big[300];
+    memset(big, 7, sizeof big);
+    em_term bin = em_bin(big, sizeof big); /* shared, reference-counted */
+    em_send(em_self(), bin);
+    CHECK_INT(0, em_receive(&m, 0));
+    const void *data;
+    size_t len;
+    CHECK(em_get_bin(m, &data, &len));
+    CHECK_INT(300, len);
+    CHECK(memcmp(data, big, 300) == 0);
+}
+
+static void test_heap_mark_release(void **state)
+{
+    (void)state;
+    run_root(2, root_heap);
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_run_ends_when_all_processes_end),
+        cmocka_unit_test(test_bad_input),
+        cmocka_unit_test(test_em_exit),
+        cmocka_unit_test(test_halt_reaps_waiting_processes),
+        cmocka_unit_test(test_send_copies),
+        cmocka_unit_test(test_send_to_dead_pid_is_counted),
+        cmocka_unit_test(test_receive_timeouts),
+        cmocka_unit_test(test_selective_receive),
+        cmocka_unit_test(test_selective_receive_waits),
+        cmocka_unit_test(test_per_sender_order),
+        cmocka_unit_test(test_process_limit),
+        cmocka_unit_test(test_oversize_term),
+        cmocka_unit_test(test_deep_recursion_on_shared_stacks),
+        cmocka_unit_test(test_reduction_budget_preempts),
+        cmocka_unit_test(test_heap_mark_release),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}

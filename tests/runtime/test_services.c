@@ -1,0 +1,232 @@
+/*
+ * test_services.c - timers, registered names, introspection and idle behaviour.
+ */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <time.h>
+
+#include <cmocka.h>
+
+#include "check.h"
+#include "ember.h"
+
+static void run_root(int scheds, em_proc_fn root)
+{
+    CHECK_RESET();
+    em_config c;
+    em_config_init(&c);
+    c.schedulers = scheds;
+    assert_int_equal(em_run(&c, root, EM_NIL), 0);
+    ASSERT_NO_CHECK_FAILURES();
+}
+
+/* ---------------------------------------------------------------- timers */
+
+static void root_timers(em_term arg)
+{
+    (void)arg;
+    int64_t t0 = em_now_ms();
+    em_send(em_self(), em_atom("early"));
+    em_sleep(30);
+    int64_t dt = em_now_ms() - t0;
+    if (dt < 30 || dt > 1000)
+        CHECK_FAIL("em_sleep(30) took %lld ms", (long long)dt);
+    em_term m;
+    CHECK_INT(0, em_receive(&m, 0)); /* sleeping left the message alone */
+    CHECK(em_is_atom(m, "early"));
+
+    em_timer_t keep, drop;
+    t0 = em_now_ms();
+    CHECK_INT(0, em_send_after(20, em_self(), em_atom("fired"), &keep));
+    CHECK_INT(0, em_send_after(10, em_self(), em_atom("cancelled"), &drop));
+    CHECK_INT(0, em_cancel_timer(drop));
+    CHECK_INT(EM_ENOTFOUND, em_cancel_timer(drop));
+    CHECK_INT(0, em_receive(&m, 2000));
+    CHECK(em_is_atom(m, "fired"));
+    dt = em_now_ms() - t0;
+    if (dt < 20)
+        CHECK_FAIL("send_after(20) arrived after %lld ms", (long long)dt);
+    CHECK_INT(EM_ENOTFOUND, em_cancel_timer(keep));
+    CHECK_INT(EM_ETIMEDOUT, em_receive(&m, 30));
+    CHECK_INT(EM_ENOTFOUND, em_cancel_timer(0));
+    CHECK_INT(EM_ENOTFOUND, em_cancel_timer(~(em_timer_t)0));
+    CHECK_INT(EM_EINVAL, em_send_after(-1, em_self(), EM_NIL, NULL));
+}
+
+static void test_timers(void **state)
+{
+    (void)state;
+    run_root(2, root_timers);
+}
+
+/* A timer to a process that has ended: delivered to nobody, no crash. */
+static void quick(em_term arg) { (void)arg; }
+
+static void root_timer_to_dead(em_term arg)
+{
+    (void)arg;
+    em_pid_t p;
+    CHECK_INT(0, em_spawn(quick, EM_NIL, &p));
+    CHECK_INT(0, em_send_after(5, p, em_str("late"), NULL));
+    em_sleep(20);
+    em_system_info si;
+    CHECK_INT(0, em_system_info_get(&si));
+    CHECK(si.sends_to_dead >= 1);
+    /* A timer still pending when the runtime stops is freed with it. */
+    CHECK_INT(0, em_send_after(100000, em_self(), em_str("never"), NULL));
+}
+
+static void test_timer_to_dead_process(void **state)
+{
+    (void)state;
+    run_root(2, root_timer_to_dead);
+}
+
+/* ----------------------------------------------------------------- names */
+
+static void named_server(em_term arg)
+{
+    (void)arg;
+    em_term m;
+    em_pid_t from;
+    while (em_receive(&m, EM_INFINITY) == 0) {
+        if (em_is_atom(m, "stop"))
+            return;
+        if (em_match(m, "{ping, ~p}", &from))
+            em_send(from, em_atom("pong"));
+    }
+}
+
+static void root_names(em_term arg)
+{
+    (void)arg;
+    em_term srv = em_atom("server");
+    em_pid_t p;
+    CHECK_INT(0, em_spawn(named_server, EM_NIL, &p));
+    CHECK_INT(0, em_register(srv, p));
+    CHECK_INT(EM_EEXIST, em_register(srv, em_self()));
+    CHECK_INT(EM_EEXIST, em_register(em_atom("second_name"), p));
+    CHECK_INT(EM_EINVAL, em_register(em_int(1), p));
+    CHECK(em_whereis(srv) == p);
+    CHECK_INT(0, em_send_named(srv, EM_ARR(em_atom("ping"), em_pid(em_self()))));
+    em_term m;
+    CHECK_INT(0, em_receive(&m, 2000));
+    CHECK(em_is_atom(m, "pong"));
+    em_proc_info info;
+    CHECK_INT(0, em_process_info(p, &info));
+    CHECK(info.name == srv);
+    CHECK_INT(EM_ENOTFOUND, em_send_named(em_atom("nobody"), EM_NIL));
+    CHECK(em_whereis(em_atom("nobody")) == 0);
+    /* The name goes with the process. */
+    em_send_named(srv, em_atom("stop"));
+    while (em_is_alive(p))
+        em_yield();
+    CHECK(em_whereis(srv) == 0);
+    CHECK_INT(EM_ENOPROC, em_register(srv, p));
+    /* And can be taken again, then given up. */
+    CHECK_INT(0, em_register(srv, em_self()));
+    CHECK_INT(0, em_unregister(srv));
+    CHECK_INT(EM_ENOTFOUND, em_unregister(srv));
+}
+
+static void test_names(void **state)
+{
+    (void)state;
+    run_root(2, root_names);
+}
+
+/* --------------------------------------------------------- introspection */
+
+static void sleeper(em_term arg)
+{
+    (void)arg;
+    em_sleep(200);
+}
+
+static void root_info(em_term arg)
+{
+    (void)arg;
+    em_pid_t p;
+    CHECK_INT(0, em_spawn(sleeper, EM_NIL, &p));
+    em_sleep(20);
+    for (int i = 0; i < 3; i++)
+        em_send(p, em_int(i));
+    em_sleep(5); /* each message woke the sleeper once; let it park again */
+    em_proc_info info;
+    CHECK_INT(0, em_process_info(p, &info));
+    CHECK_INT(EM_WAITING, info.status);
+    CHECK_STR("waiting", em_status_name(info.status));
+    CHECK_INT(3, info.mailbox_len);
+    CHECK_STR("sleeper", info.entry);
+    CHECK(info.memory_bytes > 0);
+    CHECK(info.reductions > 0);
+    CHECK(info.name == EM_NONE);
+    CHECK_INT(0, em_process_info(em_self(), &info));
+    CHECK_INT(EM_RUNNING, info.status);
+    CHECK_STR("root", info.entry);
+    CHECK_INT(EM_ENOPROC, em_process_info(p + 1, &info));
+
+    em_pid_t pids[8];
+    size_t n = em_processes(pids, 8);
+    CHECK_INT(2, n);
+    CHECK(pids[0] == em_self() || pids[1] == em_self());
+    em_system_info si;
+    CHECK_INT(0, em_system_info_get(&si));
+    CHECK_INT(2, si.schedulers);
+    CHECK_INT(2, si.process_count);
+    CHECK(si.spawned_total >= 2);
+    CHECK(si.messages_sent >= 3);
+    CHECK(si.memory_processes > 0);
+    CHECK(si.memory_total >= si.memory_processes);
+    em_sched_info sc;
+    CHECK_INT(0, em_scheduler_info(0, &sc));
+    CHECK(sc.total_ns >= sc.busy_ns && sc.total_ns > 0);
+    CHECK(sc.processes_run > 0);
+    CHECK_INT(EM_ENOTFOUND, em_scheduler_info(2, &sc));
+}
+
+static void test_introspection(void **state)
+{
+    (void)state;
+    run_root(2, root_info);
+}
+
+/* ---------------------------------------------------------------- idle */
+
+static double cpu_seconds(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_PROCESS_CPUTIME_ID, &ts);
+    return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
+}
+
+static void root_idle(em_term arg)
+{
+    (void)arg;
+    double c0 = cpu_seconds();
+    em_sleep(500);
+    double used = cpu_seconds() - c0;
+    /* Two schedulers with nothing to do for half a second: they should sleep. */
+    if (used > 0.05)
+        CHECK_FAIL("idle node used %.3f s of CPU in 0.5 s (expected < 0.05)", used);
+}
+
+static void test_idle_node_sleeps(void **state)
+{
+    (void)state;
+    run_root(2, root_idle);
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_timers),
+        cmocka_unit_test(test_timer_to_dead_process),
+        cmocka_unit_test(test_names),
+        cmocka_unit_test(test_introspection),
+        cmocka_unit_test(test_idle_node_sleeps),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}
