@@ -25,7 +25,10 @@
 
 #define EMI_CACHELINE 64
 #define EMI_RUNQ_SIZE 256          /* local run queue slots (a power of two) */
-#define EMI_STACKS_PER_SCHED 8     /* execution stacks each scheduler binds new processes to */
+#define EMI_STACKS_PER_NODE 16384  /* execution stacks shared out among schedulers: each
+                                      costs two of the 65,530 map entries, and only
+                                      the pages a process touched */
+#define EMI_STACKS_PER_SCHED_MAX 1024
 #define EMI_MAX_SCHEDULERS 64
 
 /* Inbox sentinels: the inbox head is a LIFO of blocks or one of these. */
@@ -106,7 +109,8 @@ typedef struct emi_sched {
     uint32_t tick;
     uint32_t next_stack;
     uint32_t rand;
-    emi_xstack stacks[EMI_STACKS_PER_SCHED];
+    emi_xstack *stacks;             /* mapped on first use */
+    uint32_t nstacks;
     emi_proc *limbo_head, *limbo_tail;   /* ended processes waiting for a grace period */
     size_t limbo_len;
     uint32_t *pid_cache;            /* free process-table indices kept locally */
@@ -201,6 +205,7 @@ void emi_mailbox_close(emi_proc *p);
 
 /* sched/sched.c */
 void emi_ready(emi_proc *p);                        /* make runnable (any thread) */
+void emi_ready_spawned(emi_sched *s, emi_proc *p);  /* a new process, on its spawner's scheduler */
 void emi_runq_push(emi_sched *s, emi_proc *p);      /* owner only */
 void emi_wake_idle(void);
 int emi_sched_start(emi_rt *rt);

@@ -12,47 +12,24 @@
 #include <string.h>
 
 #include "mem/heap.h"
+#include "mem/pool.h"
 
 #define CHUNK_MIN 256u            /* first arena chunk: most processes build little */
 #define CHUNK_MAX (64u * 1024u)   /* chunks double up to this size */
-#define CACHE_CLASSES 2
-#define CACHE_MAX 4096            /* blocks kept per class per thread */
 
-static const uint32_t class_cap[CACHE_CLASSES] = {64, 256};
-
-struct block_cache {
-    emi_block *free[CACHE_CLASSES];
-    uint32_t count[CACHE_CLASSES];
-};
-
-static _Thread_local struct block_cache cache;
 static _Thread_local struct em_heap *thread_heap;
 
-static int class_of(size_t cap)
-{
-    for (int c = 0; c < CACHE_CLASSES; c++)
-        if (cap <= class_cap[c])
-            return c;
-    return -1;
-}
-
+/* Blocks come from the per-thread pool: a send and the receive that frees the
+ * block usually run on the same scheduler thread. */
 emi_block *emi_block_new(size_t cap)
 {
-    if (cap > UINT32_MAX)
+    if (cap > UINT32_MAX - sizeof(emi_block) - 64)
         return NULL;
-    int c = class_of(cap);
-    emi_block *b;
-    if (c >= 0 && cache.free[c]) {
-        b = cache.free[c];
-        cache.free[c] = b->next;
-        cache.count[c]--;
-    } else {
-        size_t real = c >= 0 ? class_cap[c] : cap;
-        b = malloc(sizeof(emi_block) + real);
-        if (!b)
-            return NULL;
-        b->cap = (uint32_t)real;
-    }
+    size_t real = emi_pool_size(sizeof(emi_block) + cap);
+    emi_block *b = emi_pool_alloc(real);
+    if (!b)
+        return NULL;
+    b->cap = (uint32_t)(real - sizeof(emi_block));
     b->next = NULL;
     b->term = EM_NONE;
     b->offheap = NULL;
@@ -65,27 +42,10 @@ void emi_block_free(emi_block *b)
 {
     if (b->offheap)
         emi_offheap_release(b->offheap, NULL);
-    int c = class_of(b->cap);
-    if (c >= 0 && b->cap == class_cap[c] && cache.count[c] < CACHE_MAX) {
-        b->next = cache.free[c];
-        cache.free[c] = b;
-        cache.count[c]++;
-        return;
-    }
-    free(b);
+    emi_pool_free(b, sizeof(emi_block) + b->cap);
 }
 
-void emi_block_cache_fini(void)
-{
-    for (int c = 0; c < CACHE_CLASSES; c++) {
-        while (cache.free[c]) {
-            emi_block *b = cache.free[c];
-            cache.free[c] = b->next;
-            free(b);
-        }
-        cache.count[c] = 0;
-    }
-}
+void emi_block_cache_fini(void) { emi_pool_thread_fini(); }
 
 emi_block *emi_block_for_term(em_term t, size_t max_bytes, int *err)
 {
@@ -130,14 +90,9 @@ void *emi_heap_alloc(struct em_heap *h, size_t bytes)
             cap = bytes;
         if (cap > UINT32_MAX)
             return NULL;
-        emi_block *n = malloc(sizeof(emi_block) + cap);
+        emi_block *n = emi_block_new(cap);
         if (!n)
             return NULL;
-        n->cap = (uint32_t)cap;
-        n->used = 0;
-        n->term = EM_NONE;
-        n->offheap = NULL;
-        n->dest = 0;
         n->next = h->head;
         h->head = n;
         h->chunk = n;

@@ -13,6 +13,7 @@
 #include <sys/mman.h>
 
 #include "core/rt.h"
+#include "mem/pool.h"
 
 #define PID_INDEX_BITS 28
 #define PID_INDEX_MAX ((1u << PID_INDEX_BITS) - 1)
@@ -117,7 +118,7 @@ static int proc_create(emi_sched *s, em_proc_fn fn, const char *name, em_term ar
         return EM_ESYSLIMIT;
     }
     int err = EM_ENOMEM;
-    emi_proc *p = aligned_alloc(EMI_CACHELINE, (sizeof(emi_proc) + EMI_CACHELINE - 1) & ~(size_t)(EMI_CACHELINE - 1));
+    emi_proc *p = emi_pool_alloc(sizeof(emi_proc));
     if (!p)
         goto fail;
     memset(p, 0, sizeof *p);
@@ -149,12 +150,12 @@ static int proc_create(emi_sched *s, em_proc_fn fn, const char *name, em_term ar
     emi_stat_add(&s->stat_spawned, 1);
     if (out)
         *out = p->pid;
-    emi_runq_push(s, p);
+    emi_ready_spawned(s, p);
     return 0;
 fail:
     if (p) {
         emi_heap_fini(&p->heap);
-        free(p);
+        emi_pool_free(p, sizeof(emi_proc));
     }
     atomic_fetch_sub_explicit(&rt->proc_count, 1, memory_order_relaxed);
     return err;
@@ -260,6 +261,6 @@ void emi_proc_reap(emi_proc *p)
 void emi_proc_free(emi_proc *p)
 {
     emi_stack_proc_free(p);
-    free(p->img);
-    free(p);
+    emi_pool_free(p->img, p->img_cap);
+    emi_pool_free(p, sizeof(emi_proc));
 }

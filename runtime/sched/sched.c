@@ -255,6 +255,19 @@ void emi_ready(emi_proc *p)
         emi_runq_push(s, old);
 }
 
+/* A new process runs next on its spawner's scheduler, as Go does: a tree of
+ * spawns then unfolds depth first and the queues stay short, while the process
+ * it displaces goes to the ring where idle schedulers can steal it. */
+void emi_ready_spawned(emi_sched *s, emi_proc *p)
+{
+    emi_proc *old = s->runnext;
+    s->runnext = p;
+    if (old)
+        emi_runq_push(s, old);
+    else if (emi_rt_g->nsched > 1)
+        wake_if_needed(emi_rt_g);
+}
+
 /* ----------------------------------------------------------------- running */
 
 static void park(emi_sched *s, emi_proc *p)

@@ -23,6 +23,7 @@
 #include <unistd.h>
 
 #include "core/rt.h"
+#include "mem/pool.h"
 
 #if defined(__SANITIZE_ADDRESS__)
 #define EMI_ASAN 1
@@ -99,18 +100,22 @@ static void boot_frame(emi_proc *p, emi_xstack *x)
 
 int emi_stacks_init(emi_sched *s)
 {
-    for (int i = 0; i < EMI_STACKS_PER_SCHED; i++) {
-        int rc = map_stack(&s->stacks[i], emi_rt_g->cfg.stack_size);
-        if (rc)
-            return rc;
-    }
+    uint32_t n = EMI_STACKS_PER_NODE / (uint32_t)emi_rt_g->nsched;
+    if (n > EMI_STACKS_PER_SCHED_MAX)
+        n = EMI_STACKS_PER_SCHED_MAX;
+    s->stacks = calloc(n, sizeof *s->stacks);
+    if (!s->stacks)
+        return EM_ENOMEM;
+    s->nstacks = n;
     return 0;
 }
 
 void emi_stacks_fini(emi_sched *s)
 {
-    for (int i = 0; i < EMI_STACKS_PER_SCHED; i++)
+    for (uint32_t i = 0; s->stacks && i < s->nstacks; i++)
         unmap_stack(&s->stacks[i]);
+    free(s->stacks);
+    s->stacks = NULL;
 }
 
 /* Copy the resident's frames out so that another process can use the stack. */
@@ -118,13 +123,14 @@ static void save_image(emi_proc *r, emi_xstack *x)
 {
     size_t len = (size_t)(x->hi - (unsigned char *)r->sp);
     if (len > r->img_cap || r->img_cap > 4 * len + 4096) {
-        size_t cap = (len + 63) & ~(size_t)63;
-        unsigned char *img = realloc(r->img, cap);
+        size_t cap = emi_pool_size(len);
+        unsigned char *img = emi_pool_alloc(cap);
         if (!img) {
             /* Losing the frames would corrupt the process: nothing can recover. */
             fprintf(stderr, "ember: out of memory saving the stack of a process\n");
             abort();
         }
+        emi_pool_free(r->img, r->img_cap);
         r->img = img;
         r->img_cap = (uint32_t)cap;
         /* Relaxed: a figure for introspection. */
@@ -138,7 +144,16 @@ int emi_stack_enter(emi_sched *s, emi_proc *p)
 {
     emi_xstack *x = p->xs;
     if (!x) {
-        x = &s->stacks[s->next_stack++ % EMI_STACKS_PER_SCHED];
+        /* Round robin: with as many stacks as processes that take turns (a ring
+         * of a thousand), nobody's frames ever need copying. */
+        x = &s->stacks[s->next_stack++ % s->nstacks];
+        if (!x->map && map_stack(x, emi_rt_g->cfg.stack_size) != 0) {
+            x = &s->stacks[0];
+            if (!x->map && map_stack(x, emi_rt_g->cfg.stack_size) != 0) {
+                fprintf(stderr, "ember: cannot map an execution stack\n");
+                abort();
+            }
+        }
         p->xs = x;
     }
     /* Acquire pairs with the release in emi_stack_leave: the frames and the
@@ -169,7 +184,7 @@ void emi_stack_exit(emi_proc *p)
 {
     if (p->xs && p->xs->resident == p)
         p->xs->resident = NULL;
-    free(p->img);
+    emi_pool_free(p->img, p->img_cap);
     p->img = NULL;
     p->img_cap = p->img_len = 0;
 }

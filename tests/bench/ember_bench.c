@@ -175,6 +175,9 @@ static void bench_ring(em_term arg)
     printf("ring n=%ld hops=%d us_build=%llu us_hops=%llu ns_per_hop=%llu\n", param_n, HOPS,
            (unsigned long long)(t1 - t0), (unsigned long long)(t2 - t1),
            (unsigned long long)((t2 - t1) * 1000 / HOPS));
+    /* Nodes between the first and the one that saw 0 still wait, as in the
+     * anchor: stop the node rather than collect them. */
+    em_halt(0);
 }
 
 /* -------------------------------------------------------------- pingpong */

@@ -1,0 +1,24 @@
+/*
+ * pool.h - per-thread caches of small fixed-size objects.
+ *
+ * Process structs, saved stack images and heap chunks are allocated and freed
+ * millions of times a second in spawn-heavy loads; a per-thread free list per size
+ * class turns most of those into a pointer swap. Objects are 64-byte aligned so
+ * that the fields different threads write sit on their own cache lines.
+ */
+#ifndef EMBER_MEM_POOL_H
+#define EMBER_MEM_POOL_H
+
+#include <stddef.h>
+
+#define EMI_POOL_MAX 2048           /* larger objects go straight to malloc */
+
+/* emi_pool_size: the size an allocation of n bytes really gets (use it as the
+ * capacity, and pass it back to emi_pool_free). */
+size_t emi_pool_size(size_t n);
+void *emi_pool_alloc(size_t n);
+void emi_pool_free(void *p, size_t n);
+/* emi_pool_thread_fini frees the calling thread's caches. */
+void emi_pool_thread_fini(void);
+
+#endif

@@ -1,0 +1,196 @@
+/*
+ * copy.c - deep copies of terms, for messages and for anything else that must
+ * outlive the heap a term was built in.
+ *
+ * A copy is made in two steps: emi_term_size walks the term once, checking that it
+ * is well formed and adding up the bytes, and emi_term_copy lays the copy out in
+ * one contiguous buffer of exactly that size. The copy is breadth-first (Cheney
+ * style): boxes are appended to the buffer and the buffer itself is scanned as the
+ * queue of boxes whose children still point at the source, so copying needs no
+ * stack however deep the term is. Sharing inside the source (the same subterm used
+ * twice) is not preserved: the copy is a tree, as in Erlang's message passing.
+ *
+ * Shared binaries are not copied: the new box points at the same emi_refbin and
+ * takes a reference, and it is linked into the destination's off-heap list so
+ * that freeing the destination drops the reference.
+ */
+#include <stdlib.h>
+#include <string.h>
+
+#include "term/term_int.h"
+
+#define COPY_MAX_DEPTH 10000
+/* Blocks record their size in 32 bits; a term whose copy would be larger is
+ * refused early, which also bounds the walk over a term that shares subterms
+ * heavily (whose copy can be exponentially larger than the term). */
+#define COPY_MAX_BYTES ((int64_t)UINT32_MAX)
+
+/* Words of the box t itself (not its children), or EM_EBADTERM. */
+static int64_t box_words(em_term t)
+{
+    uint64_t n = emi_box_size(t);
+    switch (emi_box_type(t)) {
+    case BOX_INT:
+    case BOX_UINT:
+    case BOX_FLOAT:
+    case BOX_PID: return 2;
+    case BOX_REF: return 3;
+    case BOX_STR:
+    case BOX_BIN: return 1 + (int64_t)emi_words(n);
+    case BOX_REFBIN: return sizeof(emi_refbin_box) / 8;
+    case BOX_ARRAY: return 1 + (int64_t)n;
+    case BOX_MAP: return 1 + 2 * (int64_t)n;
+    default: return EM_EBADTERM;
+    }
+}
+
+/* Child slots of a container box: 0 for leaves. */
+static uint64_t box_children(em_term t)
+{
+    switch (emi_box_type(t)) {
+    case BOX_ARRAY: return emi_box_size(t);
+    case BOX_MAP: return 2 * emi_box_size(t);
+    default: return 0;
+    }
+}
+
+static int is_container(em_term t)
+{
+    unsigned type = emi_box_type(t);
+    return type == BOX_ARRAY || type == BOX_MAP;
+}
+
+static int valid_immediate(em_term t)
+{
+    if (emi_is_small(t) || t == EM_NIL || t == EM_TRUE || t == EM_FALSE)
+        return 1;
+    return emi_is_atom(t) && emi_atom_str(emi_atom_index(t), NULL) != NULL;
+}
+
+typedef struct sframe {
+    em_term box;
+    uint64_t i, n;
+} sframe;
+
+#define SIZE_LOCAL_FRAMES 32
+
+int64_t emi_term_size(em_term t)
+{
+    if (!emi_is_box(t))
+        return valid_immediate(t) ? 0 : EM_EBADTERM;
+    int64_t total = box_words(t);
+    if (total < 0)
+        return total;
+    total *= 8;
+    if (total > COPY_MAX_BYTES)
+        return EM_ETOOBIG;
+    if (!is_container(t))
+        return total;
+
+    sframe local[SIZE_LOCAL_FRAMES], *st = local;
+    size_t sp = 0, cap = SIZE_LOCAL_FRAMES;
+    st[sp++] = (sframe){t, 0, box_children(t)};
+    int64_t ret = 0;
+    while (sp) {
+        sframe *f = &st[sp - 1];
+        if (f->i == f->n) {
+            sp--;
+            continue;
+        }
+        em_term c = emi_box(f->box)[1 + f->i++];
+        if (!emi_is_box(c)) {
+            if (!valid_immediate(c)) {
+                ret = EM_EBADTERM;
+                break;
+            }
+            continue;
+        }
+        int64_t w = box_words(c);
+        if (w < 0) {
+            ret = w;
+            break;
+        }
+        total += w * 8;
+        if (total > COPY_MAX_BYTES) {
+            ret = EM_ETOOBIG;
+            break;
+        }
+        if (!is_container(c))
+            continue;
+        /* The stack holds the containers enclosing c, so c's depth is sp + 1. */
+        if (sp >= COPY_MAX_DEPTH) {
+            ret = EM_EBADTERM;
+            break;
+        }
+        if (sp == cap) {
+            size_t ncap = cap * 2;
+            sframe *n = st == local ? malloc(ncap * sizeof *n) : realloc(st, ncap * sizeof *n);
+            if (!n) {
+                ret = EM_ENOMEM;
+                break;
+            }
+            if (st == local)
+                memcpy(n, local, sizeof local);
+            st = n;
+            cap = ncap;
+        }
+        st[sp++] = (sframe){c, 0, box_children(c)};
+    }
+    if (st != local)
+        free(st);
+    return ret < 0 ? ret : total;
+}
+
+/* Appends a shallow copy of box src at out[*top]; its children still point at the
+ * source until the scan reaches it. */
+static em_term copy_box(em_term src, uint64_t *out, size_t *top, emi_refbin_box **offheap)
+{
+    size_t w = (size_t)box_words(src);
+    uint64_t *dst = out + *top;
+    memcpy(dst, emi_box(src), w * 8);
+    *top += w;
+    if (emi_box_type(src) == BOX_REFBIN) {
+        emi_refbin_box *b = (emi_refbin_box *)dst;
+        /* Relaxed is enough: the source box holds a reference for the whole copy,
+         * so the count cannot reach zero meanwhile, and whoever frees the bytes
+         * synchronises through the acq_rel decrements in emi_offheap_release. */
+        atomic_fetch_add_explicit(&b->bin->refs, 1, memory_order_relaxed);
+        b->next = *offheap;
+        *offheap = b;
+    }
+    return (em_term)(uintptr_t)dst;
+}
+
+em_term emi_term_copy(em_term t, void *dst, emi_refbin_box **offheap)
+{
+    if (!emi_is_box(t))
+        return t;
+    uint64_t *out = dst;
+    size_t top = 0, scan = 0;
+    em_term root = copy_box(t, out, &top, offheap);
+    while (scan < top) {
+        em_term b = (em_term)(uintptr_t)(out + scan);
+        uint64_t n = box_children(b);
+        for (uint64_t i = 0; i < n; i++) {
+            em_term c = out[scan + 1 + i];
+            if (emi_is_box(c))
+                out[scan + 1 + i] = copy_box(c, out, &top, offheap);
+        }
+        scan += (size_t)box_words(b);
+    }
+    return root;
+}
+
+void emi_offheap_release(emi_refbin_box *list, emi_refbin_box *stop)
+{
+    while (list && list != stop) {
+        emi_refbin_box *next = list->next;
+        emi_refbin *bin = list->bin;
+        /* acq_rel: our release orders our reads of the bytes before the decrement;
+         * the last owner's acquire sees every other owner's reads done before it
+         * frees. */
+        if (atomic_fetch_sub_explicit(&bin->refs, 1, memory_order_acq_rel) == 1)
+            free(bin);
+        list = next;
+    }
+}
