@@ -227,6 +227,8 @@ void emi_qsbr_reclaim(emi_sched *s, bool all);
 /* stack/stack.c: binding processes to execution stacks and switching onto them. */
 int emi_stacks_init(emi_sched *s);
 void emi_stacks_fini(emi_sched *s);
+void emi_stack_thread_init(emi_sched *s);          /* on the scheduler's own thread */
+void emi_stack_thread_fini(void);                 /* as that thread stops */
 int emi_stack_enter(emi_sched *s, emi_proc *p);   /* 0, or EM_ESTATE if the stack is busy */
 void emi_stack_leave(emi_sched *s, emi_proc *p);  /* after the process switched out */
 void emi_stack_exit(emi_proc *p);                 /* process ended: drop its stack state */

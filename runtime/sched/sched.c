@@ -273,12 +273,16 @@ void emi_ready_spawned(emi_sched *s, emi_proc *p)
 static void park(emi_sched *s, emi_proc *p)
 {
     emi_block *e = NULL;
+    /* Read before the CAS: once parked, the process belongs to whoever wakes it. */
+    bool timed = p->wait_timer_slot != 0;
     atomic_store_explicit(&p->status, EM_WAITING, memory_order_relaxed);
     /* seq_cst: the park, the senders' pushes and the timer's wake must agree on
      * one order of the SLEEP transitions. */
     if (atomic_compare_exchange_strong_explicit(&p->inbox, &e, EMI_INBOX_SLEEP,
                                                 memory_order_seq_cst, memory_order_seq_cst)) {
-        if (!p->wait_timer_slot || !atomic_load_explicit(&p->timeout_fired, memory_order_seq_cst))
+        /* A flag left from an earlier wait can only cause a spurious wake, which
+         * receive absorbs by parking again. */
+        if (!timed || !atomic_load_explicit(&p->timeout_fired, memory_order_seq_cst))
             return;
         /* The timer fired before we parked and could not wake us: do it here,
          * unless a sender has already. */
@@ -400,6 +404,7 @@ void emi_sched_loop(emi_sched *s)
 {
     emi_rt *rt = emi_rt_g;
     emi_sched_set_self(s);
+    emi_stack_thread_init(s);
     for (;;) {
         emi_qsbr_quiescent(s);
         s->tick++;
@@ -416,5 +421,6 @@ void emi_sched_loop(emi_sched *s)
         run(rt, s, p);
     }
     emi_qsbr_offline(s);
+    emi_stack_thread_fini();
     emi_sched_set_self(NULL);
 }

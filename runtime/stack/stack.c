@@ -40,6 +40,7 @@
 #endif
 #endif
 #ifdef EMI_ASAN
+#include <sanitizer/asan_interface.h>
 #include <sanitizer/common_interface_defs.h>
 #endif
 #ifdef EMI_TSAN
@@ -75,6 +76,12 @@ static int map_stack(emi_xstack *x, size_t size)
 
 static void unmap_stack(emi_xstack *x)
 {
+#ifdef EMI_ASAN
+    /* Frames of the process that ran here left poisoned redzones in the shadow;
+     * the next mapping at this address must start clean. */
+    if (x->map)
+        __asan_unpoison_memory_region(x->lo, (size_t)(x->hi - x->lo));
+#endif
     if (x->map)
         munmap(x->map, x->map_len);
     x->map = NULL;
@@ -109,6 +116,10 @@ int emi_stacks_init(emi_sched *s)
     s->nstacks = n;
     return 0;
 }
+
+void emi_stack_thread_init(emi_sched *s) { (void)s; }
+
+void emi_stack_thread_fini(void) {}
 
 void emi_stacks_fini(emi_sched *s)
 {
@@ -201,29 +212,62 @@ void emi_stack_proc_free(emi_proc *p) { (void)p; }
 
 #else /* EMBER_SEPARATE_STACKS */
 
+/* Mapping and unmapping a stack per process is slow and churns the map count;
+ * ended processes leave their stacks here for the next ones. */
+#define STACK_CACHE 256
+static _Thread_local emi_xstack *stack_cache[STACK_CACHE];
+static _Thread_local int stack_cache_len;
+
+static void stack_cache_fini(void)
+{
+    while (stack_cache_len > 0) {
+        emi_xstack *x = stack_cache[--stack_cache_len];
+        unmap_stack(x);
+        free(x);
+    }
+}
+
+
 int emi_stacks_init(emi_sched *s)
+{
+    (void)s;
+    return 0;
+}
+
+void emi_stack_thread_init(emi_sched *s)
 {
 #ifdef EMI_TSAN
     s->fiber = __tsan_get_current_fiber();
 #else
     (void)s;
 #endif
-    return 0;
 }
 
-void emi_stacks_fini(emi_sched *s) { (void)s; }
+void emi_stacks_fini(emi_sched *s)
+{
+    (void)s;
+    stack_cache_fini();
+}
+
+void emi_stack_thread_fini(void) { stack_cache_fini(); }
 
 int emi_stack_enter(emi_sched *s, emi_proc *p)
 {
     (void)s;
     if (!p->xs) {
-        emi_xstack *x = calloc(1, sizeof *x);
-        if (!x || map_stack(x, emi_rt_g->cfg.stack_size) != 0) {
+        emi_xstack *x = stack_cache_len ? stack_cache[--stack_cache_len] : NULL;
+        if (!x && (x = calloc(1, sizeof *x)) != NULL && map_stack(x, emi_rt_g->cfg.stack_size) != 0) {
+            free(x);
+            x = NULL;
+        }
+        if (!x) {
             fprintf(stderr, "ember: cannot map a process stack\n");
             abort();
         }
         p->xs = x;
         boot_frame(p, x);
+        /* Relaxed: a figure for introspection (a page or so is touched). */
+        atomic_store_explicit(&p->stack_bytes, 4096, memory_order_relaxed);
 #ifdef EMI_TSAN
         p->fiber = __tsan_create_fiber(0);
 #endif
@@ -235,14 +279,25 @@ void emi_stack_leave(emi_sched *s, emi_proc *p) { (void)s, (void)p; }
 
 void emi_stack_exit(emi_proc *p)
 {
-    if (p->xs) {
-        unmap_stack(p->xs);
-        free(p->xs);
-        p->xs = NULL;
+    emi_xstack *x = p->xs;
+    if (!x)
+        return;
+    p->xs = NULL;
+    if (stack_cache_len < STACK_CACHE) {
+#ifdef EMI_ASAN
+        __asan_unpoison_memory_region(x->lo, (size_t)(x->hi - x->lo));
+#endif
+        stack_cache[stack_cache_len++] = x;
+        return;
     }
+    unmap_stack(x);
+    free(x);
 }
 
-size_t emi_stack_bytes(const emi_proc *p) { return p->xs ? 4096 : 0; }
+size_t emi_stack_bytes(const emi_proc *p)
+{
+    return atomic_load_explicit(&p->stack_bytes, memory_order_relaxed);
+}
 
 void emi_stack_switch_in(emi_sched *s, emi_proc *p)
 {
