@@ -1,0 +1,16 @@
+#!/usr/bin/env bash
+# Installs what ember needs to build and test on Debian 12, when it is missing.
+# Sourced by demo.sh and test.sh; runs apt-get as root (through sudo if needed).
+set -euo pipefail
+EMBER_PKGS=(build-essential cmake pkg-config libzmq3-dev libmsgpack-dev libsodium-dev libcmocka-dev)
+missing=()
+for p in "${EMBER_PKGS[@]}"; do
+  dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
+done
+if ((${#missing[@]})); then
+  echo "ember: installing ${missing[*]}"
+  SUDO=
+  [ "$(id -u)" -eq 0 ] || SUDO=sudo
+  $SUDO apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+fi
