@@ -25,6 +25,7 @@
 
 #define EMI_CACHELINE 64
 #define EMI_RUNQ_SIZE 256          /* local run queue slots (a power of two) */
+#define EMI_LIFO_SIZE 256          /* local last-in-first-out slots (a power of two) */
 #define EMI_STACKS_PER_NODE 16384  /* execution stacks shared out among schedulers: each
                                       costs two of the 65,530 map entries, and only
                                       the pages a process touched */
@@ -78,6 +79,7 @@ typedef struct emi_proc {
     em_term arg;
     _Atomic(em_term) name;          /* registered name or EM_NONE */
     struct emi_proc *qnext;         /* global run queue, then the QSBR limbo list */
+    atomic_int queued;              /* debug builds: 1 while in a run queue */
     uint64_t retire_epoch;
 #ifdef EMBER_SEPARATE_STACKS
     void *fiber;                    /* ThreadSanitizer's fiber */
@@ -105,6 +107,8 @@ typedef struct emi_sched {
     void *sp;                       /* scheduler context while a process runs */
     emi_proc *current;
     emi_proc *runnext;              /* run next, inheriting the slice; not stealable */
+    emi_proc *lifo[EMI_LIFO_SIZE];  /* displaced by runnext: newest runs first */
+    uint32_t lifo_head, lifo_tail;  /* entries [head, tail), owner only */
     int32_t budget;                 /* reductions left in this slice */
     uint32_t tick;
     uint32_t next_stack;
@@ -177,6 +181,22 @@ static inline void emi_stat_add(atomic_uint_fast64_t *c, uint64_t n)
     atomic_store_explicit(c, atomic_load_explicit(c, memory_order_relaxed) + n,
                           memory_order_relaxed);
 }
+
+/* Debug builds check that a process is never queued twice or run while queued. */
+#ifndef NDEBUG
+#include <stdio.h>
+#include <stdlib.h>
+static inline void emi_qmark(emi_proc *p, int to)
+{
+    if (atomic_exchange_explicit(&p->queued, to, memory_order_relaxed) == to) {
+        fprintf(stderr, "ember: process %llu %s twice\n", (unsigned long long)p->pid,
+                to ? "queued" : "dequeued");
+        abort();
+    }
+}
+#else
+static inline void emi_qmark(emi_proc *p, int to) { (void)p, (void)to; }
+#endif
 
 /* core/clock.c */
 uint64_t emi_now_ns(void);

@@ -226,7 +226,8 @@ bool em_is_alive(em_pid_t pid)
     return p && atomic_load_explicit(&p->status, memory_order_relaxed) != EM_EXITING;
 }
 
-/* Scheduler context, right after the process switched out for the last time. */
+/* Scheduler context, right after the process switched out for the last time
+ * and left its stack (emi_stack_exit). */
 void emi_proc_destroy(emi_sched *s, emi_proc *p)
 {
     emi_rt *rt = emi_rt_g;
@@ -236,7 +237,6 @@ void emi_proc_destroy(emi_sched *s, emi_proc *p)
     emi_timer_cancel_wait(p);
     emi_mailbox_close(p);
     emi_heap_fini(&p->heap);
-    emi_stack_exit(p);
     uint32_t idx = em_pid_index(p->pid);
     /* Release: a later process in this slot is published after this store. */
     atomic_store_explicit(&rt->table[idx], NULL, memory_order_release);

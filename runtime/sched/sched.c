@@ -238,34 +238,57 @@ void emi_wake_idle(void)
     }
 }
 
+/* The LIFO holds processes pushed out of runnext. Running the newest first makes
+ * a tree of spawns unfold depth first (skynet keeps ~60 processes queued instead
+ * of a breadth-first frontier of a million), with warm caches. It is owner-only;
+ * its oldest entries move to the stealable ring when it fills, when another
+ * scheduler is idle, and every LIFO_FAIR_EVERY ticks, so nothing waits forever. */
+#define LIFO_FAIR_EVERY 31
+
+static inline uint32_t lifo_len(const emi_sched *s) { return s->lifo_tail - s->lifo_head; }
+
+static void lifo_push(emi_sched *s, emi_proc *p)
+{
+    if (lifo_len(s) == EMI_LIFO_SIZE)
+        for (int i = 0; i < EMI_LIFO_SIZE / 2; i++)
+            emi_runq_push(s, s->lifo[s->lifo_head++ % EMI_LIFO_SIZE]);
+    s->lifo[s->lifo_tail++ % EMI_LIFO_SIZE] = p;
+}
+
+static void displace_runnext(emi_sched *s, emi_proc *p)
+{
+    emi_rt *rt = emi_rt_g;
+    emi_qmark(p, 1);
+    emi_proc *old = s->runnext;
+    s->runnext = p;
+    if (!old)
+        return;
+    lifo_push(s, old);
+    /* Relaxed: a hint; a missed idle peer only delays sharing until it steals. */
+    if (rt->nsched > 1 && (atomic_load_explicit(&rt->n_sleeping, memory_order_relaxed) ||
+                           atomic_load_explicit(&rt->n_spinning, memory_order_relaxed)))
+        emi_runq_push(s, s->lifo[s->lifo_head++ % EMI_LIFO_SIZE]);
+}
+
 void emi_ready(emi_proc *p)
 {
     emi_sched *s = emi_sched_self();
     atomic_store_explicit(&p->status, EM_RUNNABLE, memory_order_relaxed);
     if (!s) {
+        emi_qmark(p, 1);
         global_push_list(emi_rt_g, p, p, 1);
         wake_if_needed(emi_rt_g);
         return;
     }
     /* The waker is about to block or go on; either way the woken process runs
-     * here next, with warm caches. The one it displaces joins the ring. */
-    emi_proc *old = s->runnext;
-    s->runnext = p;
-    if (old)
-        emi_runq_push(s, old);
+     * here next, with warm caches. */
+    displace_runnext(s, p);
 }
 
-/* A new process runs next on its spawner's scheduler, as Go does: a tree of
- * spawns then unfolds depth first and the queues stay short, while the process
- * it displaces goes to the ring where idle schedulers can steal it. */
+/* A new process runs next on its spawner's scheduler, as Go does. */
 void emi_ready_spawned(emi_sched *s, emi_proc *p)
 {
-    emi_proc *old = s->runnext;
-    s->runnext = p;
-    if (old)
-        emi_runq_push(s, old);
-    else if (emi_rt_g->nsched > 1)
-        wake_if_needed(emi_rt_g);
+    displace_runnext(s, p);
 }
 
 /* ----------------------------------------------------------------- running */
@@ -298,9 +321,11 @@ static void park(emi_sched *s, emi_proc *p)
 
 static void run(emi_rt *rt, emi_sched *s, emi_proc *p)
 {
+    emi_qmark(p, 0);
     if (emi_stack_enter(s, p) != 0) {
         /* Another scheduler runs a process on this one's stack: try later. */
         emi_stat_add(&s->stat_conflicts, 1);
+        emi_qmark(p, 1);
         emi_runq_push(s, p);
         cpu_relax();
         return;
@@ -321,6 +346,7 @@ static void run(emi_rt *rt, emi_sched *s, emi_proc *p)
     case WHY_YIELD:
         emi_stack_leave(s, p);
         atomic_store_explicit(&p->status, EM_RUNNABLE, memory_order_relaxed);
+        emi_qmark(p, 1);
         emi_runq_push(s, p);
         break;
     case WHY_WAIT:
@@ -343,7 +369,12 @@ static void run(emi_rt *rt, emi_sched *s, emi_proc *p)
 static emi_proc *find_work(emi_rt *rt, emi_sched *s)
 {
     emi_proc *p;
-    if (s->tick % GLOBAL_CHECK_EVERY == 0 && (p = global_take(rt, s))) {
+    /* Now and then the queues that the local ones could starve go first: the
+     * global queue (which a busy ring would starve) and the ring (which runnext
+     * and the LIFO would). */
+    uint32_t phase = s->tick % GLOBAL_CHECK_EVERY;
+    if ((phase == 0 && ((p = global_take(rt, s)) || (p = runq_pop(s)))) ||
+        (phase == GLOBAL_CHECK_EVERY / 2 && (p = runq_pop(s)))) {
         s->budget = (int32_t)rt->cfg.reductions;
         return p;
     }
@@ -352,6 +383,12 @@ static emi_proc *find_work(emi_rt *rt, emi_sched *s)
         if (s->budget <= 0)
             s->budget = (int32_t)rt->cfg.reductions;
         return p;
+    }
+    if (lifo_len(s)) {
+        s->budget = (int32_t)rt->cfg.reductions;
+        if (s->tick % LIFO_FAIR_EVERY == 0)
+            return s->lifo[s->lifo_head++ % EMI_LIFO_SIZE];
+        return s->lifo[--s->lifo_tail % EMI_LIFO_SIZE];
     }
     if ((p = runq_pop(s)) || (p = global_take(rt, s)) || (p = steal_any(rt, s))) {
         s->budget = (int32_t)rt->cfg.reductions;

@@ -474,6 +474,38 @@ static void test_reduction_budget_preempts(void **state)
     run_root(1, root_budget);
 }
 
+/* A thousand processes that only yield must not starve the one spawning them,
+ * wherever the scheduler queued it (ring, LIFO or the global overflow queue). */
+static atomic_int yielders_go;
+
+static void yielder(em_term arg)
+{
+    (void)arg;
+    while (!atomic_load(&yielders_go))
+        em_yield();
+}
+
+static void root_fair(em_term arg)
+{
+    (void)arg;
+    int64_t t0 = em_now_ms();
+    for (int i = 0; i < 1000; i++)
+        CHECK_INT(0, em_spawn(yielder, EM_NIL, NULL));
+    int64_t dt = em_now_ms() - t0;
+    if (dt > 2000)
+        CHECK_FAIL("spawning 1000 beside busy yielders took %lld ms", (long long)dt);
+    atomic_store(&yielders_go, 1);
+}
+
+static void test_yielders_do_not_starve_others(void **state)
+{
+    (void)state;
+    atomic_store(&yielders_go, 0);
+    run_root(1, root_fair);
+    atomic_store(&yielders_go, 0);
+    run_root(2, root_fair);
+}
+
 /* ------------------------------------------------------------ memory */
 
 static void root_heap(em_term arg)
@@ -524,6 +556,7 @@ int main(void)
         cmocka_unit_test(test_oversize_term),
         cmocka_unit_test(test_deep_recursion_on_shared_stacks),
         cmocka_unit_test(test_reduction_budget_preempts),
+        cmocka_unit_test(test_yielders_do_not_starve_others),
         cmocka_unit_test(test_heap_mark_release),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
