@@ -12,7 +12,9 @@
  *    started by em_spawn or em_run); elsewhere it returns EM_ENOTPROC.
  *  - "May switch" means the calling process can be suspended inside the call and
  *    resumed on another scheduler thread: do not keep pointers to thread-local data
- *    (errno included) across such a call.
+ *    (errno included) across such a call. Every call that counts reductions may
+ *    switch when the time slice runs out: em_send, em_send_named, em_spawn,
+ *    em_send_after, em_yield and the receive and sleep calls.
  *  - Terms built by a process live in that process's heap until it releases them
  *    (em_heap_release) or exits. Terms are immutable once built.
  */
@@ -174,7 +176,8 @@ typedef struct em_config {
     uint32_t max_processes;    /* default 4,194,304 */
     uint32_t reductions;       /* per time slice; default 4,000 */
     size_t stack_size;         /* bytes of stack a running process may use; default 1 MiB */
-    size_t max_term_bytes;     /* largest message; default 64 MiB */
+    size_t max_term_bytes;     /* largest message, in bytes copied (a shared binary
+                                  counts as its 24-byte box); default 64 MiB */
 } em_config;
 
 /* em_config_init fills c with the defaults. */
@@ -188,21 +191,25 @@ typedef void (*em_proc_fn)(em_term arg);
  * if the runtime could not start. Only one runtime runs per OS process at a time.
  * All memory the runtime took is returned before em_run returns. */
 int em_run(const em_config *cfg, em_proc_fn root, em_term arg);
-/* em_halt ends the runtime: every process is stopped where it is (its memory
- * reclaimed; C code gets no unwinding) and em_run returns status. Process only. */
+/* em_halt ends the runtime: each process is stopped at its next switch (a
+ * process running on another scheduler finishes its slice first), its memory is
+ * reclaimed with no unwinding of C code, and em_run returns status. Process only. */
 void em_halt(int status);
 
 /* ---------------------------------------------------------- processes */
 
-/* em_spawn starts fn(arg) in a new process; arg is copied into it. Process only.
- * Returns EM_EINVAL for a NULL fn, EM_ESYSLIMIT past max_processes. The macro
- * records the function's name for introspection. */
+/* em_spawn starts fn(arg) in a new process; arg is copied into it. Process only;
+ * may switch. Returns EM_EINVAL for a NULL fn or an EM_NONE arg, EM_ESYSLIMIT past
+ * max_processes, EM_EBADTERM / EM_ETOOBIG for an arg that cannot be copied,
+ * EM_ENOMEM, EM_ENOTPROC. The macro records the function's name for
+ * introspection. */
 int em_spawn_named(em_proc_fn fn, const char *name, em_term arg, em_pid_t *out);
 #define em_spawn(fn, arg, out) em_spawn_named((fn), #fn, (arg), (out))
 
 /* em_self: the calling process's pid (0 outside a process). */
 em_pid_t em_self(void);
-/* em_exit ends the calling process with reason (copied); never returns. */
+/* em_exit ends the calling process; never returns. The reason is not used yet:
+ * links and monitors (the fault-isolation work) will carry it. */
 _Noreturn void em_exit(em_term reason);
 /* em_yield lets other runnable processes run. May switch. */
 void em_yield(void);
@@ -222,8 +229,10 @@ static inline uint32_t em_pid_serial(em_pid_t p) { return (uint32_t)((p >> 28) &
  * node or index), EM_ETOOBIG past max_term_bytes. Callable from a process. */
 int em_send(em_pid_t to, em_term msg);
 
-/* em_receive takes the oldest message. timeout_ms: 0 polls, EM_INFINITY waits
- * forever. Returns 0 with *out set, or EM_ETIMEDOUT. Process only; may switch. */
+/* em_receive takes the oldest message. timeout_ms: 0 polls, EM_INFINITY (any
+ * negative value) waits forever. Returns 0 with *out set (out may be NULL), or
+ * EM_ETIMEDOUT; EM_ENOMEM if a timer cannot be set, EM_ENOTPROC outside a
+ * process. May switch. */
 int em_receive(em_term *out, int64_t timeout_ms);
 /* em_receive_if takes the oldest message that pred accepts; the others stay in
  * the mailbox in arrival order. */
@@ -295,7 +304,7 @@ typedef struct em_system_info {
     uint64_t messages_sent;
     uint64_t sends_to_dead;
     size_t memory_processes;     /* bytes held by processes */
-    size_t memory_total;         /* bytes the runtime holds, processes included */
+    size_t memory_total;         /* resident memory of the OS process (RSS) */
     uint64_t uptime_ms;
 } em_system_info;
 

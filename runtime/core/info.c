@@ -21,7 +21,7 @@ const char *em_status_name(em_status s)
 
 static size_t proc_memory(emi_proc *p)
 {
-    return sizeof(emi_proc) + atomic_load_explicit(&p->heap_bytes, memory_order_relaxed) +
+    return sizeof(emi_proc) + atomic_load_explicit(&p->heap.bytes, memory_order_relaxed) +
            emi_stack_bytes(p);
 }
 

@@ -73,7 +73,6 @@ typedef struct emi_proc {
     atomic_uint_fast64_t msgs_taken;
     atomic_uint_fast64_t reductions;
     struct em_heap heap;
-    atomic_size_t heap_bytes;       /* mirror of heap.bytes for introspection */
     atomic_size_t stack_bytes;      /* mirror of img_cap for introspection */
     atomic_int sched_id;            /* last scheduler, for introspection */
     em_term arg;

@@ -76,6 +76,13 @@ emi_block *emi_block_for_term(em_term t, size_t max_bytes, int *err)
 
 static size_t block_bytes(const emi_block *b) { return sizeof(emi_block) + b->cap; }
 
+/* One writer (the owner); relaxed, because readers only want a figure. */
+static void bytes_add(struct em_heap *h, size_t n, int sign)
+{
+    size_t v = atomic_load_explicit(&h->bytes, memory_order_relaxed);
+    atomic_store_explicit(&h->bytes, sign > 0 ? v + n : v - n, memory_order_relaxed);
+}
+
 void *emi_heap_alloc(struct em_heap *h, size_t bytes)
 {
     if (!h)
@@ -96,7 +103,7 @@ void *emi_heap_alloc(struct em_heap *h, size_t bytes)
         n->next = h->head;
         h->head = n;
         h->chunk = n;
-        h->bytes += block_bytes(n);
+        bytes_add(h, block_bytes(n), 1);
         c = n;
     }
     void *p = c->data + c->used;
@@ -115,7 +122,7 @@ void emi_heap_adopt(struct em_heap *h, emi_block *b)
 {
     b->next = h->head;
     h->head = b;
-    h->bytes += block_bytes(b);
+    bytes_add(h, block_bytes(b), 1);
 }
 
 static void heap_free_until(struct em_heap *h, emi_block *stop)
@@ -123,7 +130,7 @@ static void heap_free_until(struct em_heap *h, emi_block *stop)
     while (h->head && h->head != stop) {
         emi_block *b = h->head;
         h->head = b->next;
-        h->bytes -= block_bytes(b);
+        bytes_add(h, block_bytes(b), -1);
         if (b == h->chunk)
             h->chunk = NULL;
         emi_block_free(b);
@@ -134,7 +141,7 @@ void emi_heap_fini(struct em_heap *h)
 {
     heap_free_until(h, NULL);
     h->chunk = NULL;
-    h->bytes = 0;
+    atomic_store_explicit(&h->bytes, 0, memory_order_relaxed);
 }
 
 em_mark emi_heap_mark(struct em_heap *h)
@@ -184,7 +191,7 @@ void *em_alloc(size_t bytes)
 size_t em_heap_bytes(void)
 {
     struct em_heap *h = emi_heap_current();
-    return h ? h->bytes : 0;
+    return h ? atomic_load_explicit(&h->bytes, memory_order_relaxed) : 0;
 }
 
 em_heap *em_heap_new(void) { return calloc(1, sizeof(em_heap)); }

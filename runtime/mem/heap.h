@@ -10,6 +10,7 @@
 #ifndef EMBER_MEM_HEAP_H
 #define EMBER_MEM_HEAP_H
 
+#include <stdatomic.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -30,7 +31,8 @@ typedef struct emi_block {
 struct em_heap {
     emi_block *head;            /* newest block */
     emi_block *chunk;           /* arena chunk being bump-allocated */
-    size_t bytes;               /* bytes of all blocks in the list */
+    atomic_size_t bytes;        /* bytes of all blocks in the list; written by the
+                                   owner only, read by introspection */
 };
 
 /* emi_heap_alloc: 8-byte aligned memory in h, or NULL. */

@@ -135,7 +135,6 @@ static int receive(emi_proc *p, em_term *out, int64_t timeout_ms, match_fn match
                 emi_block_free(cur);   /* an immediate: nothing to keep */
             } else {
                 emi_heap_adopt(&p->heap, cur);
-                atomic_store_explicit(&p->heap_bytes, p->heap.bytes, memory_order_relaxed);
             }
             rc = 0;
             goto done;

@@ -144,7 +144,6 @@ static int proc_create(emi_sched *s, em_proc_fn fn, const char *name, em_term ar
     p->sched = s;
     atomic_init(&p->status, EM_RUNNABLE);
     atomic_init(&p->name, EM_NONE);
-    atomic_init(&p->heap_bytes, p->heap.bytes);
     /* Release: whoever finds p in the table sees it fully built. */
     atomic_store_explicit(&rt->table[idx], p, memory_order_release);
     emi_stat_add(&s->stat_spawned, 1);
