@@ -181,6 +181,58 @@ em_term emi_term_copy(em_term t, void *dst, emi_refbin_box **offheap)
     return root;
 }
 
+/* Most messages are one container of immediates and small leaves ({ping, Pid},
+ * {token, 42}). For those, size and copy in one pass over the children instead of
+ * the general walk; anything else (deeper terms, shared binaries, errors) goes the
+ * general way. */
+#define FLAT_MAX_CHILDREN 16
+
+int64_t emi_term_flat_size(em_term t)
+{
+    unsigned type = emi_box_type(t);
+    if (type != BOX_ARRAY && type != BOX_MAP)
+        return -1;
+    uint64_t n = box_children(t);
+    if (n > FLAT_MAX_CHILDREN)
+        return -1;
+    const uint64_t *src = emi_box(t);
+    int64_t words = 1 + (int64_t)n;
+    for (uint64_t i = 0; i < n; i++) {
+        em_term c = src[1 + i];
+        if (!emi_is_box(c)) {
+            if (!valid_immediate(c))
+                return -1;
+            continue;
+        }
+        unsigned ct = emi_box_type(c);
+        if (ct == BOX_ARRAY || ct == BOX_MAP || ct == BOX_REFBIN)
+            return -1;
+        int64_t w = box_words(c);
+        if (w < 0)
+            return -1;
+        words += w;
+    }
+    return words * 8;
+}
+
+em_term emi_term_flat_copy(em_term t, void *dst)
+{
+    uint64_t *out = dst;
+    uint64_t n = box_children(t);
+    size_t top = 1 + (size_t)n;
+    memcpy(out, emi_box(t), top * 8);
+    for (uint64_t i = 0; i < n; i++) {
+        em_term c = out[1 + i];
+        if (!emi_is_box(c))
+            continue;
+        size_t w = (size_t)box_words(c);
+        memcpy(out + top, emi_box(c), w * 8);
+        out[1 + i] = (em_term)(uintptr_t)(out + top);
+        top += w;
+    }
+    return (em_term)(uintptr_t)out;
+}
+
 void emi_offheap_release(emi_refbin_box *list, emi_refbin_box *stop)
 {
     while (list && list != stop) {

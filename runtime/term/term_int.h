@@ -81,6 +81,11 @@ void emi_atoms_fini(void);
  * and taking a reference on each. */
 int64_t emi_term_size(em_term t);
 em_term emi_term_copy(em_term t, void *dst, emi_refbin_box **offheap);
+/* emi_term_flat_size: the bytes of a one-level container (at most 16 children,
+ * each an immediate or a leaf box other than a shared binary), else -1.
+ * emi_term_flat_copy copies such a term into dst. */
+int64_t emi_term_flat_size(em_term t);
+em_term emi_term_flat_copy(em_term t, void *dst);
 /* emi_offheap_release drops the references of an off-heap list, stopping at stop. */
 void emi_offheap_release(emi_refbin_box *list, emi_refbin_box *stop);
 
