@@ -53,11 +53,12 @@ int em_process_info(em_pid_t pid, em_proc_info *out)
     emi_proc *p = emi_proc_lookup(pid);
     if (!p)
         return EM_ENOPROC;
-    uint64_t in = atomic_load_explicit(&p->msgs_in, memory_order_relaxed);
-    uint64_t taken = atomic_load_explicit(&p->msgs_taken, memory_order_relaxed);
+    emi_block *w = atomic_load_explicit(&p->inbox, memory_order_relaxed);
+    size_t inbox = w == EMI_INBOX_SLEEP || w == EMI_INBOX_CLOSED ? 0 : emi_inbox_count(w);
     out->pid = pid;
     out->status = (em_status)atomic_load_explicit(&p->status, memory_order_relaxed);
-    out->mailbox_len = in > taken ? (size_t)(in - taken) : 0;
+    out->mailbox_len = atomic_load_explicit(&p->mq_len, memory_order_relaxed) + inbox +
+                       (size_t)atomic_load_explicit(&p->msgs_over, memory_order_relaxed);
     out->memory_bytes = proc_memory(p);
     out->reductions = atomic_load_explicit(&p->reductions, memory_order_relaxed);
     out->entry = p->entry;

@@ -32,6 +32,16 @@
 #define EMI_STACKS_PER_SCHED_MAX 1024
 #define EMI_MAX_SCHEDULERS 64
 
+/* The inbox head word: a block pointer in bits 0-47 and, in bits 48-63, how many
+ * blocks hang from it (saturating; pushes past that are counted in msgs_over), so
+ * a mailbox's length costs senders no extra atomic operation. */
+#define EMI_INBOX_COUNT_MAX 0xFFFFu
+static inline struct emi_block *emi_inbox_ptr(struct emi_block *w)
+{
+    return (struct emi_block *)((uintptr_t)w & 0x0000FFFFFFFFFFFFull);
+}
+static inline unsigned emi_inbox_count(struct emi_block *w) { return (unsigned)((uintptr_t)w >> 48); }
+
 /* Inbox sentinels: the inbox head is a LIFO of blocks or one of these. */
 #define EMI_INBOX_SLEEP ((emi_block *)1)   /* empty, and the process is parked */
 #define EMI_INBOX_CLOSED ((emi_block *)2)  /* the process has ended */
@@ -50,7 +60,7 @@ enum emi_why {
 typedef struct emi_proc {
     /* Written by senders (and timers) on any thread. */
     _Atomic(emi_block *) inbox;     /* LIFO of arrived blocks, or a sentinel */
-    atomic_uint_fast64_t msgs_in;   /* messages pushed, for the mailbox length */
+    atomic_uint_fast64_t msgs_over; /* pushes beyond the head's 16-bit count */
     atomic_int timeout_fired;       /* set by a timer before it tries to wake us */
 
     /* Constant after spawn; read by anyone holding the pointer. */
@@ -70,7 +80,7 @@ typedef struct emi_proc {
     uint32_t wait_timer_gen;
     struct emi_sched *wait_timer_sched;
     emi_block *mq_head, *mq_tail;   /* received from the inbox, not yet taken */
-    atomic_uint_fast64_t msgs_taken;
+    atomic_size_t mq_len;           /* length of mq, for introspection */
     atomic_uint_fast64_t reductions;
     struct em_heap heap;
     atomic_size_t stack_bytes;      /* mirror of img_cap for introspection */

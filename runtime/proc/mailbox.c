@@ -21,19 +21,31 @@ int emi_deliver(em_pid_t to, emi_block *b)
         goto dead;
     b->dest = to;
     /* Relaxed: the CAS below carries the ordering. */
-    emi_block *old = atomic_load_explicit(&p->inbox, memory_order_relaxed);
+    emi_block *old = atomic_load_explicit(&p->inbox, memory_order_relaxed), *word;
+    unsigned count;
     do {
         if (old == EMI_INBOX_CLOSED)
             goto dead;
-        b->next = old == EMI_INBOX_SLEEP ? NULL : old;
+        if (old == EMI_INBOX_SLEEP) {
+            b->next = NULL;
+            count = 0;
+        } else {
+            b->next = emi_inbox_ptr(old);
+            count = emi_inbox_count(old);
+        }
+        if (count < EMI_INBOX_COUNT_MAX)
+            count++;
+        word = (emi_block *)((uintptr_t)b | (uintptr_t)count << 48);
         /* Release publishes the block's contents to the receiver; acquire (on the
          * SLEEP case) makes the parked process's state visible to whoever we hand
          * it to. seq_cst because the park and timer protocol relies on a single
          * order of the SLEEP transitions. */
-    } while (!atomic_compare_exchange_weak_explicit(&p->inbox, &old, b, memory_order_seq_cst,
+    } while (!atomic_compare_exchange_weak_explicit(&p->inbox, &old, word, memory_order_seq_cst,
                                                     memory_order_relaxed));
-    /* Relaxed: a figure for introspection. */
-    atomic_fetch_add_explicit(&p->msgs_in, 1, memory_order_relaxed);
+    if (count == EMI_INBOX_COUNT_MAX && old != EMI_INBOX_SLEEP &&
+        emi_inbox_count(old) == EMI_INBOX_COUNT_MAX)
+        /* Relaxed: a figure for introspection, for very long mailboxes only. */
+        atomic_fetch_add_explicit(&p->msgs_over, 1, memory_order_relaxed);
     if (self)
         emi_stat_add(&self->stat_sent, 1);
     if (old == EMI_INBOX_SLEEP)
@@ -70,7 +82,8 @@ void emi_mailbox_close(emi_proc *p)
 {
     /* Acquire: we free the blocks senders published. */
     emi_block *l = atomic_exchange_explicit(&p->inbox, EMI_INBOX_CLOSED, memory_order_acquire);
-    while (l && l != EMI_INBOX_SLEEP && l != EMI_INBOX_CLOSED) {
+    l = l == EMI_INBOX_SLEEP || l == EMI_INBOX_CLOSED ? NULL : emi_inbox_ptr(l);
+    while (l) {
         emi_block *n = l->next;
         emi_block_free(l);
         l = n;
@@ -89,14 +102,20 @@ static bool take_inbox(emi_proc *p)
     if (atomic_load_explicit(&p->inbox, memory_order_relaxed) == NULL)
         return false;
     /* Acquire pairs with the senders' release: the blocks' contents are visible. */
-    emi_block *l = atomic_exchange_explicit(&p->inbox, NULL, memory_order_acquire);
-    emi_block *rev = NULL, *last = l;
+    emi_block *w = atomic_exchange_explicit(&p->inbox, NULL, memory_order_acquire);
+    emi_block *l = emi_inbox_ptr(w), *rev = NULL, *last = l;
+    size_t n = 0;
     while (l) {
-        emi_block *n = l->next;
+        emi_block *next = l->next;
         l->next = rev;
         rev = l;
-        l = n;
+        l = next;
+        n++;
     }
+    if (emi_inbox_count(w) == EMI_INBOX_COUNT_MAX && n > EMI_INBOX_COUNT_MAX)
+        atomic_fetch_sub_explicit(&p->msgs_over, n - EMI_INBOX_COUNT_MAX, memory_order_relaxed);
+    atomic_store_explicit(&p->mq_len, atomic_load_explicit(&p->mq_len, memory_order_relaxed) + n,
+                          memory_order_relaxed);
     if (!rev)
         return false;
     if (p->mq_tail)
@@ -128,8 +147,8 @@ static int receive(emi_proc *p, em_term *out, int64_t timeout_ms, match_fn match
                 p->mq_tail = prev;
             if (out)
                 *out = cur->term;
-            atomic_store_explicit(&p->msgs_taken,
-                                  atomic_load_explicit(&p->msgs_taken, memory_order_relaxed) + 1,
+            /* One writer (this process); relaxed, a figure for introspection. */
+            atomic_store_explicit(&p->mq_len, atomic_load_explicit(&p->mq_len, memory_order_relaxed) - 1,
                                   memory_order_relaxed);
             if (cur->used == 0 && !cur->offheap) {
                 emi_block_free(cur);   /* an immediate: nothing to keep */

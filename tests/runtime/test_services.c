@@ -193,6 +193,45 @@ static void test_introspection(void **state)
     run_root(2, root_info);
 }
 
+/* A mailbox longer than the inbox head's 16-bit count is still counted exactly.
+ * The receiver only yields, so nothing drains its inbox until it is told. */
+static atomic_int drain_now;
+
+static void slow_reader(em_term arg)
+{
+    (void)arg;
+    while (!atomic_load(&drain_now))
+        em_yield();
+    em_term m;
+    for (int64_t i = 0; i < 70000; i++) {
+        if (em_receive(&m, 0) != 0 || m != em_int(i)) {
+            CHECK_FAIL("message %lld missing or out of order", (long long)i);
+            return;
+        }
+    }
+    CHECK_INT(EM_ETIMEDOUT, em_receive(&m, 0));
+}
+
+static void root_long_mailbox(em_term arg)
+{
+    (void)arg;
+    em_pid_t p;
+    atomic_store(&drain_now, 0);
+    CHECK_INT(0, em_spawn(slow_reader, EM_NIL, &p));
+    for (int i = 0; i < 70000; i++)
+        em_send(p, em_int(i));
+    em_proc_info info;
+    CHECK_INT(0, em_process_info(p, &info));
+    CHECK_INT(70000, info.mailbox_len);
+    atomic_store(&drain_now, 1);
+}
+
+static void test_long_mailbox_length(void **state)
+{
+    (void)state;
+    run_root(2, root_long_mailbox);
+}
+
 /* ---------------------------------------------------------------- idle */
 
 static double cpu_seconds(void)
@@ -226,6 +265,7 @@ int main(void)
         cmocka_unit_test(test_timer_to_dead_process),
         cmocka_unit_test(test_names),
         cmocka_unit_test(test_introspection),
+        cmocka_unit_test(test_long_mailbox_length),
         cmocka_unit_test(test_idle_node_sleeps),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
