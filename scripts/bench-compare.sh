@@ -1,0 +1,44 @@
+#!/usr/bin/env bash
+# Runs ember-bench beside ../shared/anchors (Erlang/OTP, Go, raw ZeroMQ), ROUNDS
+# times interleaved, and prints every line plus the median of each figure.
+# Usage: scripts/bench-compare.sh [ROUNDS]   (default 3; needs a built build/)
+set -euo pipefail
+cd "$(dirname "$0")/.."
+rounds=${1:-3}
+anchors=../shared/anchors
+out=$(mktemp)
+for r in $(seq "$rounds"); do
+  echo "== round $r" >&2
+  if [ -x "$anchors/run.sh" ]; then "$anchors/run.sh" 2>&1 | tee -a "$out" >&2; fi
+  build/bin/ember-bench all 2>&1 | sed 's/^/ember /' | tee -a "$out" >&2
+done
+echo "== medians over $rounds rounds"
+# For each "system workload", take the median of each key=value figure.
+awk '
+  NF >= 2 && $1 ~ /^(beam|go|raw|ember)$/ {
+    key = $1 " " $2
+    if (!(key in seen)) { seen[key] = 1; order[++nk] = key }
+    for (i = 3; i <= NF; i++) {
+      split($i, kv, "=")
+      if (kv[2] ~ /^[0-9.]+$/) {
+        f = key SUBSEP kv[1]
+        if (!(f in nf)) { fields[key] = fields[key] " " kv[1] }
+        vals[f, ++nf[f]] = kv[2] + 0
+      }
+    }
+  }
+  END {
+    for (k = 1; k <= nk; k++) {
+      key = order[k]; line = key
+      n = split(fields[key], names, " ")
+      for (j = 1; j <= n; j++) {
+        f = key SUBSEP names[j]; m = nf[f]
+        for (a = 1; a <= m; a++) v[a] = vals[f, a]
+        for (a = 1; a <= m; a++) for (b = a + 1; b <= m; b++) if (v[b] < v[a]) { t = v[a]; v[a] = v[b]; v[b] = t }
+        med = (m % 2) ? v[(m + 1) / 2] : (v[m / 2] + v[m / 2 + 1]) / 2
+        line = line " " names[j] "=" med
+      }
+      print line
+    }
+  }' "$out"
+rm -f "$out"
