@@ -119,6 +119,9 @@ typedef struct emi_sched {
     emi_proc *lifo[EMI_LIFO_SIZE];  /* displaced by runnext: newest runs first */
     uint32_t lifo_head, lifo_tail;  /* entries [head, tail), owner only */
     int32_t budget;                 /* reductions left in this slice */
+    int32_t budget_mark;            /* budget when the running process got the core */
+    uint32_t handoffs;              /* direct switches since the loop last ran */
+    emi_proc *pending_park;         /* handed off while waiting: park it once off-stack */
     uint32_t tick;
     uint32_t next_stack;
     uint32_t rand;
@@ -234,6 +237,8 @@ void emi_mailbox_close(emi_proc *p);
 
 /* sched/sched.c */
 void emi_ready(emi_proc *p);                        /* make runnable (any thread) */
+void emi_after_resume(emi_sched *s);                /* first thing a resumed process does */
+bool emi_try_handoff(emi_proc *p);                  /* wait by switching straight to runnext */
 void emi_ready_spawned(emi_sched *s, emi_proc *p);  /* a new process, on its spawner's scheduler */
 void emi_runq_push(emi_sched *s, emi_proc *p);      /* owner only */
 void emi_wake_idle(void);
@@ -266,6 +271,10 @@ void emi_stack_switch_in(emi_sched *s, emi_proc *p);  /* scheduler side of a swi
 void emi_stack_switch_out(emi_proc *p);           /* process side of a switch */
 void emi_stack_on_entry(emi_proc *p);             /* first thing a new process does */
 void emi_stack_proc_free(emi_proc *p);            /* the struct is about to be freed */
+/* emi_stack_handoff: from process p's context, make q ready to run on its stack
+ * (q not on p's stack, its stack free); false if it cannot be done directly. */
+bool emi_stack_handoff(emi_sched *s, emi_proc *p, emi_proc *q);
+void emi_ctx_switch(void **save, void *to);
 
 /* timer/timer.c */
 int emi_timers_init(emi_sched *s);

@@ -179,12 +179,15 @@ int em_spawn_named(em_proc_fn fn, const char *name, em_term arg, em_pid_t *out)
 void emi_switch_out(emi_proc *p, int why)
 {
     p->why = why;
-    emi_stack_switch_out(p);
+    if (why != WHY_WAIT || !emi_try_handoff(p))
+        emi_stack_switch_out(p);
+    emi_after_resume(p->sched);
 }
 
 void emi_proc_entry(emi_proc *p)
 {
     emi_stack_on_entry(p);
+    emi_after_resume(p->sched);
     p->fn(p->arg);
     emi_switch_out(p, WHY_EXIT);
     fprintf(stderr, "ember: an ended process was resumed\n");

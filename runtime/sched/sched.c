@@ -319,6 +319,54 @@ static void park(emi_sched *s, emi_proc *p)
     (void)s;
 }
 
+/* A process about to wait switches straight to the one in runnext, skipping the
+ * scheduler loop and one context switch: a request and its reply then cost one
+ * switch each way. The waiting process cannot be parked before its registers are
+ * saved, so the process that resumes parks it (emi_after_resume). The loop must
+ * still run now and then, for timers, quiescent states and fairness. */
+#define MAX_HANDOFFS 32
+
+static void charge_current(emi_sched *s, emi_proc *p)
+{
+    atomic_store_explicit(&p->reductions,
+                          atomic_load_explicit(&p->reductions, memory_order_relaxed) +
+                              (uint64_t)(s->budget_mark - s->budget),
+                          memory_order_relaxed);
+    s->budget_mark = s->budget;
+}
+
+bool emi_try_handoff(emi_proc *p)
+{
+    emi_sched *s = p->sched;
+    emi_proc *q = s->runnext;
+    if (!q || s->handoffs >= MAX_HANDOFFS || s->budget <= 0 ||
+        atomic_load_explicit(&emi_rt_g->stopping, memory_order_relaxed) ||
+        !emi_stack_handoff(s, p, q))
+        return false;
+    s->runnext = NULL;
+    emi_qmark(q, 0);
+    s->handoffs++;
+    charge_current(s, p);
+    s->pending_park = p;
+    s->current = q;
+    q->sched = s;
+    atomic_store_explicit(&q->status, EM_RUNNING, memory_order_relaxed);
+    atomic_store_explicit(&q->sched_id, s->id, memory_order_relaxed);
+    emi_stat_add(&s->stat_runs, 1);
+    emi_ctx_switch(&p->sp, q->sp);
+    return true;
+}
+
+void emi_after_resume(emi_sched *s)
+{
+    emi_proc *w = s->pending_park;
+    if (w) {
+        s->pending_park = NULL;
+        emi_stack_leave(s, w);
+        park(s, w);
+    }
+}
+
 static void run(emi_rt *rt, emi_sched *s, emi_proc *p)
 {
     emi_qmark(p, 0);
@@ -330,18 +378,18 @@ static void run(emi_rt *rt, emi_sched *s, emi_proc *p)
         cpu_relax();
         return;
     }
-    int32_t budget0 = s->budget;
+    s->budget_mark = s->budget;
+    s->handoffs = 0;
     s->current = p;
     p->sched = s;
     atomic_store_explicit(&p->status, EM_RUNNING, memory_order_relaxed);
     atomic_store_explicit(&p->sched_id, s->id, memory_order_relaxed);
     emi_stack_switch_in(s, p);
+    /* After hand-offs, the process that came back is not the one we started. */
+    p = s->current;
     s->current = NULL;
     emi_stat_add(&s->stat_runs, 1);
-    atomic_store_explicit(&p->reductions,
-                          atomic_load_explicit(&p->reductions, memory_order_relaxed) +
-                              (uint64_t)(budget0 - s->budget),
-                          memory_order_relaxed);
+    charge_current(s, p);
     switch (p->why) {
     case WHY_YIELD:
         emi_stack_leave(s, p);

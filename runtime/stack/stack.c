@@ -184,6 +184,21 @@ int emi_stack_enter(emi_sched *s, emi_proc *p)
     return 0;
 }
 
+bool emi_stack_handoff(emi_sched *s, emi_proc *p, emi_proc *q)
+{
+    emi_xstack *x = q->xs;
+    if (x == p->xs)
+        return false; /* q's frames would have to be copied onto the stack we run on */
+    if (!x) {
+        x = &s->stacks[s->next_stack % s->nstacks];
+        if (!x->map || x == p->xs)
+            return false; /* leave first runs on new stacks to the scheduler */
+        s->next_stack++;
+        q->xs = x;
+    }
+    return emi_stack_enter(s, q) == 0;
+}
+
 void emi_stack_leave(emi_sched *s, emi_proc *p)
 {
     (void)s;
@@ -276,6 +291,13 @@ int emi_stack_enter(emi_sched *s, emi_proc *p)
 }
 
 void emi_stack_leave(emi_sched *s, emi_proc *p) { (void)s, (void)p; }
+
+/* The sanitizers must see every switch: hand-offs go through the scheduler. */
+bool emi_stack_handoff(emi_sched *s, emi_proc *p, emi_proc *q)
+{
+    (void)s, (void)p, (void)q;
+    return false;
+}
 
 void emi_stack_exit(emi_proc *p)
 {
