@@ -2,7 +2,7 @@
 # Installs what ember needs to build and test on Debian 12, when it is missing.
 # Sourced by demo.sh and test.sh; runs apt-get as root (through sudo if needed).
 set -euo pipefail
-EMBER_PKGS=(build-essential cmake pkg-config libzmq3-dev libmsgpack-dev libsodium-dev libcmocka-dev)
+EMBER_PKGS=(build-essential cmake pkg-config libzmq3-dev libmsgpack-dev libsodium-dev libcmocka-dev valgrind)
 missing=()
 for p in "${EMBER_PKGS[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")

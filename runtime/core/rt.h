@@ -105,6 +105,7 @@ typedef struct emi_xstack {
     unsigned char *lo, *hi;         /* usable range; hi is the top, 16-aligned */
     unsigned char *map;             /* the mapping, guard page included */
     size_t map_len;
+    unsigned vg_id;                 /* valgrind's id for the stack */
 } emi_xstack;
 
 typedef struct emi_timers emi_timers;

@@ -47,6 +47,13 @@
 #include <sanitizer/tsan_interface.h>
 #endif
 
+#if defined(__has_include)
+#if __has_include(<valgrind/valgrind.h>)
+#include <valgrind/valgrind.h>
+#define EMI_VALGRIND 1
+#endif
+#endif
+
 void emi_ctx_switch(void **save, void *to);
 void emi_ctx_boot(void);
 
@@ -69,6 +76,11 @@ static int map_stack(emi_xstack *x, size_t size)
     x->map_len = len;
     x->lo = m + page;
     x->hi = m + len;
+#ifdef EMI_VALGRIND
+    /* Tell valgrind this is a stack, so switches onto it are not taken for a
+     * stack pointer gone wild. A no-op outside valgrind. */
+    x->vg_id = VALGRIND_STACK_REGISTER(x->lo, x->hi);
+#endif
     x->resident = NULL;
     atomic_init(&x->busy, 0);
     return 0;
@@ -81,6 +93,10 @@ static void unmap_stack(emi_xstack *x)
      * the next mapping at this address must start clean. */
     if (x->map)
         __asan_unpoison_memory_region(x->lo, (size_t)(x->hi - x->lo));
+#endif
+#ifdef EMI_VALGRIND
+    if (x->map)
+        VALGRIND_STACK_DEREGISTER(x->vg_id);
 #endif
     if (x->map)
         munmap(x->map, x->map_len);
