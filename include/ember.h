@@ -245,7 +245,8 @@ int em_receive_match(em_term *out, int64_t timeout_ms, const char *pattern, ...)
 /* ------------------------------------------------------------- timers */
 
 typedef uint64_t em_timer_t;
-/* em_sleep suspends the calling process for ms milliseconds; messages wait. */
+/* em_sleep suspends the calling process for ms milliseconds (EM_INFINITY: for
+ * ever, as Erlang's timer:sleep(infinity)); messages wait. */
 void em_sleep(int64_t ms);
 /* em_send_after sends a copy of msg to pid after ms milliseconds. */
 int em_send_after(int64_t ms, em_pid_t to, em_term msg, em_timer_t *out);

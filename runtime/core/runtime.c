@@ -159,9 +159,11 @@ int em_run(const em_config *cfg, em_proc_fn root, em_term arg)
         started++;
     }
     if (started < rt->nsched) {
-        /* Fewer threads than asked: run with those we have rather than fail. */
+        /* No thread for a scheduler: stop rather than leave its queues unserved. */
         fprintf(stderr, "ember: started %d of %d scheduler threads\n", started, rt->nsched);
-        rt->nsched = started;
+        atomic_store_explicit(&rt->stopping, 1, memory_order_seq_cst);
+        atomic_store_explicit(&rt->halt_status, EM_ENOMEM, memory_order_relaxed);
+        emi_wake_idle();
     }
     emi_sched_loop(rt->scheds[0]);
     for (int i = 1; i < started; i++)

@@ -239,7 +239,7 @@ static bool match_nothing(em_term t, void *ctx)
 void em_sleep(int64_t ms)
 {
     emi_proc *p = emi_current();
-    if (!p || ms < 0)
+    if (!p || (ms < 0 && ms != EM_INFINITY))
         return;
     if (ms == 0) {
         em_yield();
