@@ -88,7 +88,7 @@ int em_system_info_get(em_system_info *out)
         return EM_ENOTPROC;
     *out = (em_system_info){0};
     out->schedulers = rt->nsched;
-    out->process_count = atomic_load_explicit(&rt->proc_count, memory_order_relaxed);
+    out->process_count = emi_live_processes();
     out->process_limit = rt->cfg.max_processes;
     for (int i = 0; i < rt->nsched; i++) {
         emi_sched *s = rt->scheds[i];

@@ -131,6 +131,9 @@ typedef struct emi_sched {
     emi_proc *limbo_head, *limbo_tail;   /* ended processes waiting for a grace period */
     size_t limbo_len;
     uint32_t *pid_cache;            /* free process-table indices kept locally */
+    atomic_uint credits;            /* process slots reserved from rt->proc_count but
+                                       unused: spawns and exits here rarely touch the
+                                       shared count (written by the owner only) */
     uint32_t pid_cache_len;
     uint64_t idle_ns;               /* time spent idle */
     uint64_t start_ns;
@@ -171,7 +174,7 @@ typedef struct emi_rt {
     uint32_t pid_free_len;
     atomic_uint pid_next;           /* indices never used start here */
 
-    _Alignas(EMI_CACHELINE) atomic_uint proc_count;
+    _Alignas(EMI_CACHELINE) atomic_uint proc_count;   /* live processes + credits held */
     _Alignas(EMI_CACHELINE) atomic_uint_fast64_t epoch;   /* QSBR */
     _Alignas(EMI_CACHELINE) atomic_uint n_sleeping;
     atomic_uint n_spinning;
@@ -222,6 +225,8 @@ void emi_sched_set_self(emi_sched *s);
 emi_proc *emi_current(void);
 
 /* proc/proc.c */
+void emi_credits_return(emi_sched *s);              /* an idle scheduler gives its credits back */
+uint32_t emi_live_processes(void);
 emi_proc *emi_proc_lookup(em_pid_t pid);      /* live or recently ended, or NULL */
 void emi_proc_destroy(emi_sched *s, emi_proc *p);   /* scheduler context, after exit */
 void emi_proc_free(emi_proc *p);                    /* after the grace period */

@@ -105,19 +105,101 @@ emi_proc *emi_proc_lookup(em_pid_t pid)
     return p;
 }
 
+/* Process slots. The shared count includes the slots each scheduler holds in
+ * reserve (its credits), so a spawn or an exit usually touches only the
+ * scheduler's own counter. Credits come in batches while the limit is far, one
+ * at a time near it (so the limit stays exact), and go back when a scheduler has
+ * too many or goes idle; the runtime ends when the count, credits returned,
+ * reaches zero. */
+#define CREDIT_BATCH 64u
+
+static void credits_set(emi_sched *s, uint32_t v)
+{
+    /* One writer; relaxed, readers only sum a figure. */
+    atomic_store_explicit(&s->credits, v, memory_order_relaxed);
+}
+
+static int slot_take(emi_rt *rt, emi_sched *s)
+{
+    uint32_t c = atomic_load_explicit(&s->credits, memory_order_relaxed);
+    if (c) {
+        credits_set(s, c - 1);
+        return 0;
+    }
+    /* Relaxed: the count is a limit, not a synchronisation point. */
+    uint32_t n = atomic_fetch_add_explicit(&rt->proc_count, CREDIT_BATCH, memory_order_relaxed);
+    if (n + CREDIT_BATCH <= rt->cfg.max_processes) {
+        credits_set(s, CREDIT_BATCH - 1);
+        return 0;
+    }
+    atomic_fetch_sub_explicit(&rt->proc_count, CREDIT_BATCH, memory_order_relaxed);
+    n = atomic_fetch_add_explicit(&rt->proc_count, 1, memory_order_relaxed);
+    if (n < rt->cfg.max_processes)
+        return 0;
+    atomic_fetch_sub_explicit(&rt->proc_count, 1, memory_order_relaxed);
+    return EM_ESYSLIMIT;
+}
+
+/* Give back n slots; true when that leaves the node with no process at all. */
+static bool slots_give(emi_rt *rt, uint32_t n)
+{
+    /* acq_rel: the last exit publishes everything before the runtime stops. */
+    return n && atomic_fetch_sub_explicit(&rt->proc_count, n, memory_order_acq_rel) == n;
+}
+
+static void stop_if_empty(emi_rt *rt, bool empty)
+{
+    if (empty) {
+        atomic_store_explicit(&rt->stopping, 1, memory_order_seq_cst);
+        emi_wake_idle();
+    }
+}
+
+void emi_credits_return(emi_sched *s)
+{
+    uint32_t c = atomic_load_explicit(&s->credits, memory_order_relaxed);
+    if (c) {
+        credits_set(s, 0);
+        stop_if_empty(emi_rt_g, slots_give(emi_rt_g, c));
+    }
+}
+
+static void slot_put(emi_rt *rt, emi_sched *s)
+{
+    uint32_t c = atomic_load_explicit(&s->credits, memory_order_relaxed) + 1;
+    if (c > 2 * CREDIT_BATCH) {
+        credits_set(s, c - CREDIT_BATCH);
+        stop_if_empty(rt, slots_give(rt, CREDIT_BATCH));
+        return;
+    }
+    credits_set(s, c);
+    /* A credit held here could hide the node's last exit: with nothing queued
+     * locally, hand the credits back now (idle() does too). */
+    if (!s->runnext && s->runq_head == s->runq_tail && s->lifo_head == s->lifo_tail)
+        emi_credits_return(s);
+}
+
+uint32_t emi_live_processes(void)
+{
+    emi_rt *rt = emi_rt_g;
+    uint32_t n = atomic_load_explicit(&rt->proc_count, memory_order_relaxed);
+    for (int i = 0; i < rt->nsched; i++) {
+        uint32_t c = atomic_load_explicit(&rt->scheds[i]->credits, memory_order_relaxed);
+        n = n > c ? n - c : 0;
+    }
+    return n;
+}
+
 /* Create a process on scheduler s (the caller's, or the root's before start). */
 static int proc_create(emi_sched *s, em_proc_fn fn, const char *name, em_term arg, em_pid_t *out)
 {
     emi_rt *rt = emi_rt_g;
     if (!fn)
         return EM_EINVAL;
-    /* Relaxed: the count is a limit, not a synchronisation point. */
-    uint32_t n = atomic_fetch_add_explicit(&rt->proc_count, 1, memory_order_relaxed);
-    if (n >= rt->cfg.max_processes) {
-        atomic_fetch_sub_explicit(&rt->proc_count, 1, memory_order_relaxed);
-        return EM_ESYSLIMIT;
-    }
-    int err = EM_ENOMEM;
+    int err = slot_take(rt, s);
+    if (err)
+        return err;
+    err = EM_ENOMEM;
     emi_proc *p = emi_pool_alloc(sizeof(emi_proc));
     if (!p)
         goto fail;
@@ -156,7 +238,7 @@ fail:
         emi_heap_fini(&p->heap);
         emi_pool_free(p, sizeof(emi_proc));
     }
-    atomic_fetch_sub_explicit(&rt->proc_count, 1, memory_order_relaxed);
+    slot_put(rt, s);
     return err;
 }
 
@@ -244,11 +326,7 @@ void emi_proc_destroy(emi_sched *s, emi_proc *p)
     atomic_store_explicit(&rt->table[idx], NULL, memory_order_release);
     pid_index_free(rt, s, idx);
     emi_qsbr_retire(s, p);
-    /* Release: the last process to end publishes everything before the stop. */
-    if (atomic_fetch_sub_explicit(&rt->proc_count, 1, memory_order_acq_rel) == 1) {
-        atomic_store_explicit(&rt->stopping, 1, memory_order_seq_cst);
-        emi_wake_idle();
-    }
+    slot_put(rt, s);
 }
 
 /* At shutdown: a process that never ended (em_halt) is torn down in place. */

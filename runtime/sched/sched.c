@@ -471,6 +471,7 @@ static void idle(emi_rt *rt, emi_sched *s)
     atomic_fetch_sub_explicit(&rt->n_spinning, 1, memory_order_relaxed);
     if (!found) {
         emi_qsbr_reclaim(s, false);
+        emi_credits_return(s);
         /* seq_cst: announce the sleep before the last look at the queues. */
         atomic_store_explicit(&s->sleeping, 1, memory_order_seq_cst);
         atomic_fetch_add_explicit(&rt->n_sleeping, 1, memory_order_seq_cst);
