@@ -19,13 +19,10 @@
  *    term; ~p a pid. A NULL capture pointer is allowed and skipped.
  * Captures are held here (at most MAX_CAPS) and written only after a full match.
  */
-#include <locale.h>
-#include <math.h>
-#include <pthread.h>
-#include <stdlib.h>
 #include <string.h>
 
 #include "term/term_int.h"
+#include "term/text_int.h"
 
 #define MAX_CAPS 32
 #define MAX_DEPTH 100       /* patterns are short; this bounds the C recursion */
@@ -59,23 +56,6 @@ static int peek(const mctx *c) { return (unsigned char)c->s[c->pos]; }
 /* Safe because the pattern is NUL-terminated and callers stop at the NUL. */
 static int peek1(const mctx *c) { return c->s[c->pos] ? (unsigned char)c->s[c->pos + 1] : 0; }
 
-static int is_digit(int ch) { return ch >= '0' && ch <= '9'; }
-static int hex_val(int ch)
-{
-    if (ch >= '0' && ch <= '9')
-        return ch - '0';
-    if (ch >= 'a' && ch <= 'f')
-        return ch - 'a' + 10;
-    if (ch >= 'A' && ch <= 'F')
-        return ch - 'A' + 10;
-    return -1;
-}
-static int is_atom_char(int ch)
-{
-    return (ch >= 'a' && ch <= 'z') || (ch >= 'A' && ch <= 'Z') || is_digit(ch) || ch == '_' ||
-           ch == '@';
-}
-
 static void skip_ws(mctx *c)
 {
     for (;;) {
@@ -86,32 +66,13 @@ static void skip_ws(mctx *c)
     }
 }
 
-/* strtod follows the program's locale; the text form always uses '.'. */
-static locale_t c_locale;
-static pthread_once_t c_locale_once = PTHREAD_ONCE_INIT;
-
-static void c_locale_init(void) { c_locale = newlocale(LC_ALL_MASK, "C", (locale_t)0); }
-
-static double c_strtod(const char *s)
-{
-    pthread_once(&c_locale_once, c_locale_init);
-    return c_locale ? strtod_l(s, NULL, c_locale) : strtod(s, NULL);
-}
-
 /* Decimal digits into *v, refusing values above max. */
 static bool lex_dec(mctx *c, uint64_t max, uint64_t *v)
 {
-    if (!is_digit(peek(c)))
+    size_t n = emi_text_dec(c->s + c->pos, max, v);
+    if (!n)
         return set_bad(c);
-    uint64_t x = 0;
-    while (is_digit(peek(c))) {
-        unsigned d = (unsigned)(peek(c) - '0');
-        if (x > (max - d) / 10)
-            return set_bad(c);
-        x = x * 10 + d;
-        c->pos++;
-    }
-    *v = x;
+    c->pos += n;
     return true;
 }
 
@@ -129,93 +90,35 @@ static int next_char(mctx *c, char q)
         return CH_END;
     if (ch != '\\')
         return ch;
-    int e = peek(c);
-    c->pos += e != 0;
-    switch (e) {
-    case 'n': return '\n';
-    case 't': return '\t';
-    case 'r': return '\r';
-    case '\\': return '\\';
-    case '"': return '"';
-    case '\'': return '\'';
-    case 'x': {
-        int h = hex_val(peek(c));
-        int l = h < 0 ? -1 : hex_val(peek1(c));
-        if (l < 0)
-            return set_bad(c), CH_BAD;
-        c->pos += 2;
-        return h * 16 + l;
-    }
-    default: return set_bad(c), CH_BAD;
-    }
+    size_t n;
+    int out = emi_text_escape(c->s + c->pos - 1, &n);
+    if (out < 0)
+        return set_bad(c), CH_BAD;
+    c->pos += n - 1;   /* the backslash is already taken */
+    return out;
 }
 
 /* ----------------------------------------------------------- literals */
 
 static bool number_lit(mctx *c, em_term t)
 {
-    size_t start = c->pos;
-    int neg = peek(c) == '-';
-    c->pos += neg;
-    uint64_t mag = 0;
-    int overflow = 0;
-    if (peek(c) == '0' && (peek1(c) == 'x' || peek1(c) == 'X')) {
-        c->pos += 2;
-        if (hex_val(peek(c)) < 0)
-            return set_bad(c);
-        while (hex_val(peek(c)) >= 0) {
-            overflow |= mag > (UINT64_MAX >> 4);
-            mag = (mag << 4) | (uint64_t)hex_val(peek(c));
-            c->pos++;
-        }
-    } else {
-        if (!is_digit(peek(c)))
-            return set_bad(c);
-        while (is_digit(peek(c))) {
-            unsigned d = (unsigned)(peek(c) - '0');
-            overflow |= mag > (UINT64_MAX - d) / 10;
-            mag = mag * 10 + d;
-            c->pos++;
-        }
-        int frac = peek(c) == '.' && is_digit(peek1(c));
-        size_t save = c->pos;
-        if (frac) {
-            c->pos++;
-            while (is_digit(peek(c)))
-                c->pos++;
-        }
-        int expo = 0;
-        if (peek(c) == 'e' || peek(c) == 'E') {
-            size_t off = (peek1(c) == '+' || peek1(c) == '-') ? 2 : 1;
-            if (is_digit(peek1(c)) || (off == 2 && is_digit((unsigned char)c->s[c->pos + 2]))) {
-                expo = 1;
-                c->pos += off;
-                while (is_digit(peek(c)))
-                    c->pos++;
-            }
-        }
-        if (frac || expo) {
-            char tmp[MAX_FLOAT_TEXT];
-            size_t n = c->pos - start;
-            if (n >= sizeof tmp)
-                return set_bad(c);
-            memcpy(tmp, c->s + start, n);
-            tmp[n] = '\0';
-            double d = c_strtod(tmp), x;
-            if (isinf(d))
-                return set_bad(c);
-            return em_typeof(t) == EM_T_FLOAT && em_get_float(t, &x) && x == d;
-        }
-        c->pos = save;
-    }
-    if (overflow || (neg && mag > (uint64_t)1 << 63))
+    emi_number num;
+    size_t n;
+    if (emi_text_number(c->s + c->pos, &num, &n))
         return set_bad(c);
-    if (neg) {
-        int64_t v = mag == (uint64_t)1 << 63 ? INT64_MIN : -(int64_t)mag, x;
-        return em_get_int(t, &x) && x == v;
+    /* A pattern's floats are short; a longer literal makes the pattern malformed,
+     * as em_match_check has always said. */
+    if (num.kind == EMI_NUMBER_FLOAT && n >= MAX_FLOAT_TEXT)
+        return set_bad(c);
+    c->pos += n;
+    int64_t i;
+    uint64_t u;
+    double f;
+    switch (num.kind) {
+    case EMI_NUMBER_NEG: return em_get_int(t, &i) && i == num.i;
+    case EMI_NUMBER_UINT: return em_get_uint(t, &u) && u == num.u;
+    default: return em_typeof(t) == EM_T_FLOAT && em_get_float(t, &f) && f == num.f;
     }
-    uint64_t x;
-    return em_get_uint(t, &x) && x == mag;
 }
 
 static bool name_is(em_term t, const char *name, size_t n)
@@ -228,7 +131,7 @@ static bool name_is(em_term t, const char *name, size_t n)
 static bool bare_atom_lit(mctx *c, em_term t)
 {
     size_t start = c->pos;
-    while (is_atom_char(peek(c)))
+    while (emi_text_is_atom_char(peek(c)))
         c->pos++;
     const char *s = c->s + start;
     size_t n = c->pos - start;
@@ -478,7 +381,7 @@ static bool value(mctx *c, em_term t)
     }
     switch (ch) {
     case '_':
-        if (c->in_key || is_atom_char(peek1(c)))
+        if (c->in_key || emi_text_is_atom_char(peek1(c)))
             return set_bad(c);
         c->pos++;
         return t != EM_NONE;
@@ -492,7 +395,7 @@ static bool value(mctx *c, em_term t)
     case '\'': return quoted_atom_lit(c, t);
     case '-': return number_lit(c, t);
     default:
-        if (is_digit(ch))
+        if (emi_text_is_digit(ch))
             return number_lit(c, t);
         if (ch >= 'a' && ch <= 'z')
             return bare_atom_lit(c, t);

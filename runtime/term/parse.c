@@ -14,14 +14,12 @@
  * out of range). Terms built before an error stay in the heap until it is
  * released.
  */
-#include <locale.h>
-#include <math.h>
-#include <pthread.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "mem/heap.h"
 #include "term/term_int.h"
+#include "term/text_int.h"
 
 #define MAX_DEPTH 1000
 #define ATOM_MAX_LEN 255
@@ -33,7 +31,7 @@ typedef struct open {
 } open_t;
 
 typedef struct pctx {
-    const char *s;
+    const char *s;       /* NUL-terminated (len is its strlen), as text.c's scanners need */
     size_t len, pos;
     int err;
     size_t errpos;
@@ -66,23 +64,6 @@ static int peek_at(const pctx *c, size_t off)
     return c->pos + off < c->len ? (unsigned char)c->s[c->pos + off] : -1;
 }
 
-static int is_digit(int ch) { return ch >= '0' && ch <= '9'; }
-static int hex_val(int ch)
-{
-    if (ch >= '0' && ch <= '9')
-        return ch - '0';
-    if (ch >= 'a' && ch <= 'f')
-        return ch - 'a' + 10;
-    if (ch >= 'A' && ch <= 'F')
-        return ch - 'A' + 10;
-    return -1;
-}
-static int is_atom_char(int ch)
-{
-    return (ch >= 'a' && ch <= 'z') || (ch >= 'A' && ch <= 'Z') || is_digit(ch) || ch == '_' ||
-           ch == '@';
-}
-
 static void skip_ws(pctx *c)
 {
     while (c->pos < c->len) {
@@ -107,35 +88,15 @@ static int buf_put(pctx *c, char ch)
     return 0;
 }
 
-/* strtod follows the program's locale; the text form always uses '.'. */
-static locale_t c_locale;
-static pthread_once_t c_locale_once = PTHREAD_ONCE_INIT;
-
-static void c_locale_init(void) { c_locale = newlocale(LC_ALL_MASK, "C", (locale_t)0); }
-
-static double c_strtod(const char *s)
-{
-    pthread_once(&c_locale_once, c_locale_init);
-    return c_locale ? strtod_l(s, NULL, c_locale) : strtod(s, NULL);
-}
-
 /* ------------------------------------------------------------- tokens */
 
 /* Decimal digits at pos into *v, refusing values above max. */
 static int lex_dec(pctx *c, uint64_t max, uint64_t *v)
 {
-    size_t start = c->pos;
-    if (!is_digit(peek(c)))
+    size_t n = emi_text_dec(c->s + c->pos, max, v);
+    if (!n)
         return fail(c, c->pos, EM_EBADTERM);
-    uint64_t x = 0;
-    while (is_digit(peek(c))) {
-        unsigned d = (unsigned)(peek(c) - '0');
-        if (x > (max - d) / 10)
-            return fail(c, start, EM_EBADTERM);
-        x = x * 10 + d;
-        c->pos++;
-    }
-    *v = x;
+    c->pos += n;
     return 0;
 }
 
@@ -158,27 +119,11 @@ static int lex_quoted(pctx *c)
             c->pos++;
             continue;
         }
-        size_t esc = c->pos++;
-        int e = peek(c), out;
-        switch (e) {
-        case 'n': out = '\n'; break;
-        case 't': out = '\t'; break;
-        case 'r': out = '\r'; break;
-        case '\\': out = '\\'; break;
-        case '"': out = '"'; break;
-        case '\'': out = '\''; break;
-        case 'x': {
-            int h = hex_val(peek_at(c, 1)), l = hex_val(peek_at(c, 2));
-            if (h < 0 || l < 0)
-                return fail(c, esc, EM_EBADTERM);
-            out = h * 16 + l;
-            c->pos += 2;
-            break;
-        }
-        default:
-            return fail(c, e < 0 ? c->len : esc, EM_EBADTERM);
-        }
-        c->pos++;
+        size_t n;
+        int out = emi_text_escape(c->s + c->pos, &n);
+        if (out < 0)   /* a backslash that ends the text stopped early */
+            return fail(c, c->pos + 1 == c->len ? c->len : c->pos, EM_EBADTERM);
+        c->pos += n;
         if (buf_put(c, (char)out))
             return c->err;
     }
@@ -186,81 +131,19 @@ static int lex_quoted(pctx *c)
 
 static em_term parse_number(pctx *c)
 {
-    size_t start = c->pos;
-    int neg = peek(c) == '-';
-    if (neg)
-        c->pos++;
-    uint64_t mag = 0;
-    int overflow = 0;
-    if (peek(c) == '0' && (peek_at(c, 1) == 'x' || peek_at(c, 1) == 'X')) {
-        c->pos += 2;
-        if (hex_val(peek(c)) < 0) {
-            fail(c, c->pos, EM_EBADTERM);
-            return EM_NONE;
-        }
-        while (hex_val(peek(c)) >= 0) {
-            overflow |= mag > (UINT64_MAX >> 4);
-            mag = (mag << 4) | (uint64_t)hex_val(peek(c));
-            c->pos++;
-        }
-    } else {
-        if (!is_digit(peek(c))) {
-            fail(c, c->pos, EM_EBADTERM);
-            return EM_NONE;
-        }
-        while (is_digit(peek(c))) {
-            unsigned d = (unsigned)(peek(c) - '0');
-            if (mag > (UINT64_MAX - d) / 10)
-                overflow = 1;
-            mag = mag * 10 + d;
-            c->pos++;
-        }
-        /* A float has a fraction, an exponent, or both. */
-        int frac = peek(c) == '.' && is_digit(peek_at(c, 1));
-        size_t save = c->pos;
-        if (frac) {
-            c->pos++;
-            while (is_digit(peek(c)))
-                c->pos++;
-        }
-        int expo = 0;
-        if (peek(c) == 'e' || peek(c) == 'E') {
-            size_t off = (peek_at(c, 1) == '+' || peek_at(c, 1) == '-') ? 2 : 1;
-            if (is_digit(peek_at(c, off))) {
-                expo = 1;
-                c->pos += off;
-                while (is_digit(peek(c)))
-                    c->pos++;
-            }
-        }
-        if (frac || expo) {
-            c->blen = 0;
-            for (size_t i = start; i < c->pos; i++)
-                if (buf_put(c, c->s[i]))
-                    return EM_NONE;
-            if (buf_put(c, '\0'))
-                return EM_NONE;
-            double d = c_strtod(c->buf);
-            if (isinf(d)) {
-                fail(c, start, EM_EBADTERM);   /* out of range for a double */
-                return EM_NONE;
-            }
-            em_term t = em_float(d);
-            if (t == EM_NONE)
-                fail_build(c, start);
-            return t;
-        }
-        c->pos = save;
-    }
-    if (overflow || (neg && mag > (uint64_t)1 << 63)) {
-        fail(c, start, EM_EBADTERM);
+    size_t start = c->pos, n;
+    emi_number num;
+    if (emi_text_number(c->s + start, &num, &n)) {
+        fail(c, start + n, EM_EBADTERM);
         return EM_NONE;
     }
+    c->pos += n;
     em_term t;
-    if (neg)
-        t = em_int(mag == (uint64_t)1 << 63 ? INT64_MIN : -(int64_t)mag);
-    else
-        t = em_uint(mag);
+    switch (num.kind) {
+    case EMI_NUMBER_NEG: t = em_int(num.i); break;
+    case EMI_NUMBER_UINT: t = em_uint(num.u); break;
+    default: t = em_float(num.f); break;
+    }
     if (t == EM_NONE)
         fail_build(c, start);
     return t;
@@ -283,7 +166,7 @@ static em_term make_atom(pctx *c, const char *name, size_t len, size_t start)
 static em_term parse_bare_atom(pctx *c)
 {
     size_t start = c->pos;
-    while (is_atom_char(peek(c)))
+    while (emi_text_is_atom_char(peek(c)))
         c->pos++;
     const char *s = c->s + start;
     size_t n = c->pos - start;
@@ -483,7 +366,7 @@ static em_term parse_start(pctx *c, int *opened)
     case '\'': return parse_quoted(c, 1);
     case '-': return parse_number(c);
     default:
-        if (is_digit(ch))
+        if (emi_text_is_digit(ch))
             return parse_number(c);
         if (ch >= 'a' && ch <= 'z')
             return parse_bare_atom(c);

@@ -13,14 +13,13 @@
  * bounds the time spent on a term that shares subterms heavily.
  */
 #include <limits.h>
-#include <locale.h>
 #include <math.h>
-#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "term/term_int.h"
+#include "term/text_int.h"
 
 typedef struct out {
     char *buf;
@@ -63,19 +62,6 @@ static void put_i64(out *o, int64_t v)
 
 /* ------------------------------------------------------------- floats */
 
-/* strtod follows the program's locale, which may use ',' for the decimal point;
- * the text form always uses '.', so conversions go through the "C" locale. */
-static locale_t c_locale;
-static pthread_once_t c_locale_once = PTHREAD_ONCE_INIT;
-
-static void c_locale_init(void) { c_locale = newlocale(LC_ALL_MASK, "C", (locale_t)0); }
-
-static double c_strtod(const char *s)
-{
-    pthread_once(&c_locale_once, c_locale_init);
-    return c_locale ? strtod_l(s, NULL, c_locale) : strtod(s, NULL);
-}
-
 /* Fills digits (NUL-terminated, no leading zero unless v is 0) and the decimal
  * exponent of the first digit, for the fewest digits that read back as v.
  * v is finite and not negative. */
@@ -94,7 +80,7 @@ static void shortest_digits(double v, char digits[20], int *exp10)
         digits[nd] = '\0';
         *exp10 = *s == 'e' ? atoi(s + 1) : 0;
         snprintf(c, sizeof c, "%c.%se%d", digits[0], digits + 1, *exp10);
-        if (c_strtod(c) == v)
+        if (emi_text_strtod(c, NULL) == v)
             return;
     }
 }

@@ -13,24 +13,9 @@
 
 #include <cmocka.h>
 
+#include "check.h"
 #include "ember.h"
 #include "term/term_int.h"
-
-static int heap_setup(void **state)
-{
-    em_heap *h = em_heap_new();
-    if (!h)
-        return -1;
-    em_heap_use(h);
-    *state = h;
-    return 0;
-}
-
-static int heap_teardown(void **state)
-{
-    em_heap_free(*state);
-    return 0;
-}
 
 static em_term P(const char *text)
 {
@@ -344,12 +329,12 @@ static void test_term_matches_own_text(void **state)
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test_setup_teardown(test_literals, heap_setup, heap_teardown),
-        cmocka_unit_test_setup_teardown(test_captures, heap_setup, heap_teardown),
-        cmocka_unit_test_setup_teardown(test_no_capture_on_failure, heap_setup, heap_teardown),
-        cmocka_unit_test_setup_teardown(test_vmatch, heap_setup, heap_teardown),
-        cmocka_unit_test_setup_teardown(test_bad_patterns, heap_setup, heap_teardown),
-        cmocka_unit_test_setup_teardown(test_term_matches_own_text, heap_setup, heap_teardown),
+        HEAP_TEST(test_literals),
+        HEAP_TEST(test_captures),
+        HEAP_TEST(test_no_capture_on_failure),
+        HEAP_TEST(test_vmatch),
+        HEAP_TEST(test_bad_patterns),
+        HEAP_TEST(test_term_matches_own_text),
     };
     int r = cmocka_run_group_tests(tests, NULL, NULL);
     emi_atoms_fini();

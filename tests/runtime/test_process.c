@@ -15,23 +15,6 @@
 
 static atomic_long counter;
 
-static em_config config(int scheds)
-{
-    em_config c;
-    em_config_init(&c);
-    c.schedulers = scheds;
-    return c;
-}
-
-static void run_root(int scheds, em_proc_fn root)
-{
-    CHECK_RESET();
-    em_config c = config(scheds);
-    int rc = em_run(&c, root, EM_NIL);
-    assert_int_equal(rc, 0);
-    ASSERT_NO_CHECK_FAILURES();
-}
-
 /* ------------------------------------------------------------ lifecycle */
 
 static void count_child(em_term arg)
@@ -77,7 +60,7 @@ static void test_bad_input(void **state)
 {
     (void)state;
     assert_int_equal(em_run(NULL, NULL, EM_NIL), EM_EINVAL);
-    em_config c = config(0);
+    em_config c = check_config(0);
     c.reductions = 0;
     assert_int_equal(em_run(&c, root_spawns_ten, EM_NIL), EM_EINVAL);
     assert_int_equal(em_spawn(count_child, EM_NIL, NULL), EM_ENOTPROC);
@@ -85,7 +68,7 @@ static void test_bad_input(void **state)
     em_term m;
     assert_int_equal(em_receive(&m, 0), EM_ENOTPROC);
     assert_int_equal(em_self(), 0);
-    c = config(2);
+    c = check_config(2);
     c.max_processes = 1000;
     assert_int_equal(em_run(&c, nested_run, EM_NIL), 0);
     ASSERT_NO_CHECK_FAILURES();
@@ -137,7 +120,7 @@ static void test_halt_reaps_waiting_processes(void **state)
 {
     (void)state;
     CHECK_RESET();
-    em_config c = config(2);
+    em_config c = check_config(2);
     assert_int_equal(em_run(&c, root_halts, EM_NIL), 7);
     ASSERT_NO_CHECK_FAILURES();
 }
@@ -360,7 +343,7 @@ static void test_process_limit(void **state)
 {
     (void)state;
     CHECK_RESET();
-    em_config c = config(2);
+    em_config c = check_config(2);
     c.max_processes = 100;
     assert_int_equal(em_run(&c, root_limit, EM_NIL), 0);
     ASSERT_NO_CHECK_FAILURES();
@@ -379,7 +362,7 @@ static void test_oversize_term(void **state)
 {
     (void)state;
     CHECK_RESET();
-    em_config c = config(1);
+    em_config c = check_config(1);
     c.max_term_bytes = 1024;
     assert_int_equal(em_run(&c, root_too_big, EM_NIL), 0);
     ASSERT_NO_CHECK_FAILURES();

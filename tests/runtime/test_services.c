@@ -12,16 +12,6 @@
 #include "check.h"
 #include "ember.h"
 
-static void run_root(int scheds, em_proc_fn root)
-{
-    CHECK_RESET();
-    em_config c;
-    em_config_init(&c);
-    c.schedulers = scheds;
-    assert_int_equal(em_run(&c, root, EM_NIL), 0);
-    ASSERT_NO_CHECK_FAILURES();
-}
-
 /* ---------------------------------------------------------------- timers */
 
 static void root_timers(em_term arg)

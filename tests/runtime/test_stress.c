@@ -19,16 +19,6 @@
 
 static atomic_long counter;
 
-static void run_root(int scheds, em_proc_fn root)
-{
-    CHECK_RESET();
-    em_config c;
-    em_config_init(&c);
-    c.schedulers = scheds;
-    assert_int_equal(em_run(&c, root, EM_NIL), 0);
-    ASSERT_NO_CHECK_FAILURES();
-}
-
 /* ------------------------------------------------------- a million spawns */
 
 #define SPAWN_N (1000000 / SCALE)

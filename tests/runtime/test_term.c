@@ -15,25 +15,10 @@
 
 #include <cmocka.h>
 
+#include "check.h"
 #include "ember.h"
 #include "mem/heap.h"
 #include "term/term_int.h"
-
-static int heap_setup(void **state)
-{
-    em_heap *h = em_heap_new();
-    if (!h)
-        return -1;
-    em_heap_use(h);
-    *state = h;
-    return 0;
-}
-
-static int heap_teardown(void **state)
-{
-    em_heap_free(*state);
-    return 0;
-}
 
 /* ---------------------------------------------------------- scalars */
 
@@ -614,21 +599,21 @@ static void test_refs_unique(void **state)
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test_setup_teardown(test_scalars_read_back, heap_setup, heap_teardown),
-        cmocka_unit_test_setup_teardown(test_integer_boundaries, heap_setup, heap_teardown),
-        cmocka_unit_test_setup_teardown(test_builders_fail_as_a_whole, heap_setup, heap_teardown),
-        cmocka_unit_test_setup_teardown(test_atoms, heap_setup, heap_teardown),
-        cmocka_unit_test_setup_teardown(test_atoms_concurrent, heap_setup, heap_teardown),
-        cmocka_unit_test_setup_teardown(test_arrays, heap_setup, heap_teardown),
-        cmocka_unit_test_setup_teardown(test_maps, heap_setup, heap_teardown),
-        cmocka_unit_test_setup_teardown(test_ordering_table, heap_setup, heap_teardown),
-        cmocka_unit_test_setup_teardown(test_equality, heap_setup, heap_teardown),
-        cmocka_unit_test_setup_teardown(test_deep_compare, heap_setup, heap_teardown),
-        cmocka_unit_test_setup_teardown(test_copy, heap_setup, heap_teardown),
-        cmocka_unit_test_setup_teardown(test_copy_release_frees_last, heap_setup, heap_teardown),
-        cmocka_unit_test_setup_teardown(test_copy_rejects_bad_terms, heap_setup, heap_teardown),
-        cmocka_unit_test_setup_teardown(test_refs_unique, heap_setup, heap_teardown),
-        cmocka_unit_test_setup_teardown(test_atom_limit_and_fini, heap_setup, heap_teardown),
+        HEAP_TEST(test_scalars_read_back),
+        HEAP_TEST(test_integer_boundaries),
+        HEAP_TEST(test_builders_fail_as_a_whole),
+        HEAP_TEST(test_atoms),
+        HEAP_TEST(test_atoms_concurrent),
+        HEAP_TEST(test_arrays),
+        HEAP_TEST(test_maps),
+        HEAP_TEST(test_ordering_table),
+        HEAP_TEST(test_equality),
+        HEAP_TEST(test_deep_compare),
+        HEAP_TEST(test_copy),
+        HEAP_TEST(test_copy_release_frees_last),
+        HEAP_TEST(test_copy_rejects_bad_terms),
+        HEAP_TEST(test_refs_unique),
+        HEAP_TEST(test_atom_limit_and_fini),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -14,28 +14,9 @@
 
 #include <cmocka.h>
 
-#ifndef EMBER_STRESS_SCALE
-#define EMBER_STRESS_SCALE 1
-#endif
-
+#include "check.h"
 #include "ember.h"
 #include "term/term_int.h"
-
-static int heap_setup(void **state)
-{
-    em_heap *h = em_heap_new();
-    if (!h)
-        return -1;
-    em_heap_use(h);
-    *state = h;
-    return 0;
-}
-
-static int heap_teardown(void **state)
-{
-    em_heap_free(*state);
-    return 0;
-}
 
 /* The text of t, in a buffer that lives until the next call. */
 static const char *fmt(em_term t)
@@ -548,15 +529,15 @@ static void test_parse_mutations(void **state)
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test_setup_teardown(test_table_round_trip, heap_setup, heap_teardown),
-        cmocka_unit_test_setup_teardown(test_parse_values, heap_setup, heap_teardown),
-        cmocka_unit_test_setup_teardown(test_format_specials, heap_setup, heap_teardown),
-        cmocka_unit_test_setup_teardown(test_format_truncation, heap_setup, heap_teardown),
-        cmocka_unit_test_setup_teardown(test_random_round_trip, heap_setup, heap_teardown),
-        cmocka_unit_test_setup_teardown(test_malformed, heap_setup, heap_teardown),
-        cmocka_unit_test_setup_teardown(test_deep_nesting_rejected, heap_setup, heap_teardown),
-        cmocka_unit_test_setup_teardown(test_parse_without_heap, heap_setup, heap_teardown),
-        cmocka_unit_test_setup_teardown(test_parse_mutations, heap_setup, heap_teardown),
+        HEAP_TEST(test_table_round_trip),
+        HEAP_TEST(test_parse_values),
+        HEAP_TEST(test_format_specials),
+        HEAP_TEST(test_format_truncation),
+        HEAP_TEST(test_random_round_trip),
+        HEAP_TEST(test_malformed),
+        HEAP_TEST(test_deep_nesting_rejected),
+        HEAP_TEST(test_parse_without_heap),
+        HEAP_TEST(test_parse_mutations),
     };
     int r = cmocka_run_group_tests(tests, NULL, NULL);
     emi_atoms_fini();
