@@ -135,9 +135,6 @@ typedef struct emi_sched {
                                        unused: spawns and exits here rarely touch the
                                        shared count (written by the owner only) */
     uint32_t pid_cache_len;
-    uint64_t idle_ns;               /* time spent idle */
-    uint64_t start_ns;
-    uint64_t wakeups_checked_ns;
 #ifdef EMBER_SEPARATE_STACKS
     void *fiber;
     const void *stack_bottom;

@@ -140,8 +140,6 @@ int em_run(const em_config *cfg, em_proc_fn root, em_term arg)
         rt->scheds[i] = sched_new(i);
         if (!rt->scheds[i])
             rc = EM_ENOMEM;
-        else
-            rt->scheds[i]->start_ns = rt->start_ns;
     }
     if (rc == 0)
         rc = emi_registry_init();

@@ -175,7 +175,10 @@ static void slot_put(emi_rt *rt, emi_sched *s)
     credits_set(s, c);
     /* A credit held here could hide the node's last exit: with nothing queued
      * locally, hand the credits back now (idle() does too). */
-    if (!s->runnext && s->runq_head == s->runq_tail && s->lifo_head == s->lifo_tail)
+    if (!s->runnext && s->lifo_head == s->lifo_tail &&
+        /* Relaxed: a hint; idle() returns credits in any case. */
+        atomic_load_explicit(&s->runq_head, memory_order_relaxed) ==
+            atomic_load_explicit(&s->runq_tail, memory_order_relaxed))
         emi_credits_return(s);
 }
 

@@ -7,9 +7,11 @@
  * stealable: a process woken by a message from the running process goes there and
  * runs next on the same core, inheriting the slice, so a request-reply pair or a
  * token ring never pays a cross-core hand-off (runtime-notes.md: 28 ns per cache
- * line, microseconds per futex wake). A ring that overflows spills half to the
- * global queue. Schedulers with nothing to do spin briefly, then sleep on a futex
- * until work or their next timer.
+ * line, microseconds per futex wake). A process pushed out of runnext goes to an
+ * owner-only LIFO (spawn trees unfold depth first); a waiting process hands its
+ * core straight to runnext. A ring that overflows spills half to the global queue.
+ * Schedulers with nothing to do spin briefly, then sleep on a futex until work or
+ * their next timer.
  */
 #include <limits.h>
 #include <linux/futex.h>
@@ -482,7 +484,6 @@ static void idle(emi_rt *rt, emi_sched *s)
         atomic_fetch_sub_explicit(&rt->n_sleeping, 1, memory_order_seq_cst);
     }
     uint64_t dt = emi_now_ns() - t0;
-    s->idle_ns += dt;
     emi_stat_add(&s->stat_idle_ns, dt);
 }
 
