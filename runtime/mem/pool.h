@@ -3,8 +3,7 @@
  *
  * Process structs, saved stack images and heap chunks are allocated and freed
  * millions of times a second in spawn-heavy loads; a per-thread free list per size
- * class turns most of those into a pointer swap. Objects are 64-byte aligned so
- * that the fields different threads write sit on their own cache lines.
+ * class turns most of those into a pointer swap. Objects are 16-byte aligned.
  */
 #ifndef EMBER_MEM_POOL_H
 #define EMBER_MEM_POOL_H
