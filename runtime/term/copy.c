@@ -123,22 +123,30 @@ int64_t emi_term_size(em_term t)
             break;
         }
         if (sp == cap) {
-            size_t ncap = cap * 2;
-            sframe *n = st == local ? malloc(ncap * sizeof *n) : realloc(st, ncap * sizeof *n);
+            sframe *n = emi_walk_stack_grow(st, local, &cap, sizeof *n);
             if (!n) {
                 ret = EM_ENOMEM;
                 break;
             }
-            if (st == local)
-                memcpy(n, local, sizeof local);
             st = n;
-            cap = ncap;
         }
         st[sp++] = (sframe){c, 0, box_children(c)};
     }
     if (st != local)
         free(st);
     return ret < 0 ? ret : total;
+}
+
+void *emi_walk_stack_grow(void *st, const void *local, size_t *cap, size_t elem)
+{
+    size_t ncap = *cap * 2;
+    void *n = st == local ? malloc(ncap * elem) : realloc(st, ncap * elem);
+    if (!n)
+        return NULL;
+    if (st == local)
+        memcpy(n, local, *cap * elem);
+    *cap = ncap;
+    return n;
 }
 
 /* Appends a shallow copy of box src at out[*top]; its children still point at the

@@ -308,17 +308,12 @@ int em_format(em_term t, char *buf, size_t cap)
                     break;
             } else {
                 if (sp == scap) {
-                    size_t ncap = scap * 2;
-                    pframe *n = st == local ? malloc(ncap * sizeof *n)
-                                            : realloc(st, ncap * sizeof *n);
+                    pframe *n = emi_walk_stack_grow(st, local, &scap, sizeof *n);
                     if (!n) {
                         err = EM_ENOMEM;
                         break;
                     }
-                    if (st == local)
-                        memcpy(n, local, sizeof local);
                     st = n;
-                    scap = ncap;
                 }
                 int map = emi_box_type(next) == BOX_MAP;
                 put_s(&o, map ? "#{" : "[");

@@ -754,8 +754,7 @@ static int cmp_deep(em_term a, em_term b)
         if (!descend)
             continue;
         if (sp == cap) {
-            size_t ncap = cap * 2;
-            cframe *n = st == local ? malloc(ncap * sizeof *n) : realloc(st, ncap * sizeof *n);
+            cframe *n = emi_walk_stack_grow(st, local, &cap, sizeof *n);
             if (!n) {
                 /* No memory for a deeper stack: recurse for this child instead. */
                 r = cmp_deep(ca, cb);
@@ -763,10 +762,7 @@ static int cmp_deep(em_term a, em_term b)
                     break;
                 continue;
             }
-            if (st == local)
-                memcpy(n, local, sizeof local);
             st = n;
-            cap = ncap;
         }
         frame_init(&st[sp++], ca, cb);
     }

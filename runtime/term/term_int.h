@@ -86,6 +86,11 @@ em_term emi_term_copy(em_term t, void *dst, emi_refbin_box **offheap);
  * emi_term_flat_copy copies such a term into dst. */
 int64_t emi_term_flat_size(em_term t);
 em_term emi_term_flat_copy(em_term t, void *dst);
+/* emi_walk_stack_grow doubles an explicit walk stack that starts in a local
+ * array (local, *cap elements of elem bytes): the first growth moves the frames to
+ * the heap. It returns the new stack and updates *cap, or returns NULL and leaves
+ * the old stack as it was. The caller frees the stack if it is not local. */
+void *emi_walk_stack_grow(void *st, const void *local, size_t *cap, size_t elem);
 /* emi_offheap_release drops the references of an off-heap list, stopping at stop. */
 void emi_offheap_release(emi_refbin_box *list, emi_refbin_box *stop);
 
