@@ -2,7 +2,7 @@
 # The README's first command: install what is missing, build, and run the demo.
 set -euo pipefail
 cd "$(dirname "$0")/.."
-source scripts/deps.sh
+bash scripts/deps.sh
 cmake -S . -B build -DCMAKE_BUILD_TYPE=RelWithDebInfo >/dev/null
 cmake --build build -j"$(nproc)" >/dev/null
 exec ./build/bin/ember-demo

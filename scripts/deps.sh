@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Installs what ember needs to build and test on Debian 12, when it is missing.
-# Sourced by demo.sh and test.sh; runs apt-get as root (through sudo if needed).
+# Run by demo.sh and test.sh; runs apt-get as root (through sudo if needed).
 set -euo pipefail
 EMBER_PKGS=(build-essential cmake pkg-config libzmq3-dev libmsgpack-dev libsodium-dev libcmocka-dev valgrind)
 missing=()

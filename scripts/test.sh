@@ -5,7 +5,7 @@
 # builds give every process a mapped stack of its own).
 set -uo pipefail
 cd "$(dirname "$0")/.."
-source scripts/deps.sh
+bash scripts/deps.sh
 jobs=$(nproc)
 passed=0
 failed=0

@@ -90,8 +90,17 @@ int em_register(em_term name, em_pid_t pid)
         tab[i].name = name;
         tab[i].pid = pid;
         live++;
-        /* Relaxed: read under this lock, or as a figure by introspection. */
-        atomic_store_explicit(&p->name, name, memory_order_relaxed);
+        /* seq_cst: pairs with the exit path's store of EXITING then load of the
+         * name (see emi_proc_destroy); if the process began to exit meanwhile,
+         * take the name back ourselves. */
+        atomic_store_explicit(&p->name, name, memory_order_seq_cst);
+        if (atomic_load_explicit(&p->status, memory_order_seq_cst) == EM_EXITING) {
+            tab[i].name = DELETED;
+            tab[i].pid = 0;
+            live--;
+            atomic_store_explicit(&p->name, EM_NONE, memory_order_relaxed);
+            rc = EM_ENOPROC;
+        }
     }
     pthread_mutex_unlock(&lock);
     return rc;

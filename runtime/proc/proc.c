@@ -310,7 +310,9 @@ em_pid_t em_self(void)
 bool em_is_alive(em_pid_t pid)
 {
     emi_proc *p = emi_proc_lookup(pid);
-    return p && atomic_load_explicit(&p->status, memory_order_relaxed) != EM_EXITING;
+    /* The table slot is cleared last, after the name and the mailbox are gone:
+     * once this says false, nothing of the process is visible any more. */
+    return p != NULL;
 }
 
 /* Scheduler context, right after the process switched out for the last time
@@ -318,8 +320,11 @@ bool em_is_alive(em_pid_t pid)
 void emi_proc_destroy(emi_sched *s, emi_proc *p)
 {
     emi_rt *rt = emi_rt_g;
-    atomic_store_explicit(&p->status, EM_EXITING, memory_order_relaxed);
-    if (atomic_load_explicit(&p->name, memory_order_relaxed) != EM_NONE)
+    /* seq_cst store then load, against em_register's store of the name then load
+     * of the status: at least one side sees the other, so a name given to a
+     * dying process is always taken back (by us or by em_register). */
+    atomic_store_explicit(&p->status, EM_EXITING, memory_order_seq_cst);
+    if (atomic_load_explicit(&p->name, memory_order_seq_cst) != EM_NONE)
         emi_registry_drop(p);
     emi_timer_cancel_wait(p);
     emi_mailbox_close(p);
