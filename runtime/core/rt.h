@@ -279,6 +279,12 @@ void emi_stack_proc_free(emi_proc *p);            /* the struct is about to be f
 bool emi_stack_handoff(emi_sched *s, emi_proc *p, emi_proc *q);
 void emi_ctx_switch(void **save, void *to);
 
+/* stack/overflow.c: name the process that ran off its stack before the node dies */
+void emi_overflow_install(void);
+void emi_overflow_uninstall(void);
+void emi_overflow_thread_init(void);
+void emi_overflow_thread_fini(void);
+
 /* timer/timer.c */
 int emi_timers_init(emi_sched *s);
 void emi_timers_fini(emi_sched *s);

@@ -150,6 +150,7 @@ int em_run(const em_config *cfg, em_proc_fn root, em_term arg)
         emi_rt_g = NULL;
         return rc;
     }
+    emi_overflow_install();
     int started = 1;
     for (int i = 1; i < rt->nsched; i++) {
         if (pthread_create(&rt->scheds[i]->thread, NULL, sched_thread, rt->scheds[i]) != 0)
@@ -167,6 +168,7 @@ int em_run(const em_config *cfg, em_proc_fn root, em_term arg)
     for (int i = 1; i < started; i++)
         pthread_join(rt->scheds[i]->thread, NULL);
     int status = atomic_load_explicit(&rt->halt_status, memory_order_relaxed);
+    emi_overflow_uninstall();
     rt_free(rt);
     emi_rt_g = NULL;
     return status;

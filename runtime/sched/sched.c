@@ -492,6 +492,7 @@ void emi_sched_loop(emi_sched *s)
     emi_rt *rt = emi_rt_g;
     emi_sched_set_self(s);
     emi_stack_thread_init(s);
+    emi_overflow_thread_init();
     for (;;) {
         emi_qsbr_quiescent(s);
         s->tick++;
@@ -509,5 +510,6 @@ void emi_sched_loop(emi_sched *s)
     }
     emi_qsbr_offline(s);
     emi_stack_thread_fini();
+    emi_overflow_thread_fini();
     emi_sched_set_self(NULL);
 }
