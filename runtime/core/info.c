@@ -53,8 +53,8 @@ int em_process_info(em_pid_t pid, em_proc_info *out)
     emi_proc *p = emi_proc_lookup(pid);
     if (!p)
         return EM_ENOPROC;
-    emi_block *w = atomic_load_explicit(&p->inbox, memory_order_relaxed);
-    size_t inbox = w == EMI_INBOX_SLEEP || w == EMI_INBOX_CLOSED ? 0 : emi_inbox_count(w);
+    /* The sentinels carry a count of 0. */
+    size_t inbox = emi_inbox_count(atomic_load_explicit(&p->inbox, memory_order_relaxed));
     out->pid = pid;
     out->status = (em_status)atomic_load_explicit(&p->status, memory_order_relaxed);
     out->mailbox_len = atomic_load_explicit(&p->mq_len, memory_order_relaxed) + inbox +

@@ -50,18 +50,13 @@ void emi_block_cache_fini(void) { emi_pool_thread_fini(); }
 emi_block *emi_block_for_term(em_term t, size_t max_bytes, int *err)
 {
     int64_t size = 0;
-    if (emi_is_box(t) && (size = emi_term_flat_size(t)) > 0 && (uint64_t)size <= max_bytes) {
-        emi_block *b = emi_block_new((size_t)size);
-        if (!b) {
-            *err = EM_ENOMEM;
-            return NULL;
-        }
-        b->term = emi_term_flat_copy(t, b->data);
-        b->used = (uint32_t)size;
-        return b;
-    }
+    bool flat = false;
     if (emi_is_box(t)) {
-        size = emi_term_size(t);
+        /* Most messages are one level deep: sized and copied in one pass. */
+        size = emi_term_flat_size(t);
+        flat = size > 0;
+        if (!flat)
+            size = emi_term_size(t);
         if (size < 0) {
             *err = (int)size;
             return NULL;
@@ -79,7 +74,7 @@ emi_block *emi_block_for_term(em_term t, size_t max_bytes, int *err)
         *err = EM_ENOMEM;
         return NULL;
     }
-    b->term = size ? emi_term_copy(t, b->data, &b->offheap) : t;
+    b->term = !size ? t : flat ? emi_term_flat_copy(t, b->data) : emi_term_copy(t, b->data, &b->offheap);
     b->used = (uint32_t)size;
     return b;
 }

@@ -249,11 +249,13 @@ void emi_wake_idle(void)
 
 static inline uint32_t lifo_len(const emi_sched *s) { return s->lifo_tail - s->lifo_head; }
 
+static inline emi_proc *lifo_oldest(emi_sched *s) { return s->lifo[s->lifo_head++ % EMI_LIFO_SIZE]; }
+
 static void lifo_push(emi_sched *s, emi_proc *p)
 {
     if (lifo_len(s) == EMI_LIFO_SIZE)
         for (int i = 0; i < EMI_LIFO_SIZE / 2; i++)
-            emi_runq_push(s, s->lifo[s->lifo_head++ % EMI_LIFO_SIZE]);
+            emi_runq_push(s, lifo_oldest(s));
     s->lifo[s->lifo_tail++ % EMI_LIFO_SIZE] = p;
 }
 
@@ -269,7 +271,7 @@ static void displace_runnext(emi_sched *s, emi_proc *p)
     /* Relaxed: a hint; a missed idle peer only delays sharing until it steals. */
     if (rt->nsched > 1 && (atomic_load_explicit(&rt->n_sleeping, memory_order_relaxed) ||
                            atomic_load_explicit(&rt->n_spinning, memory_order_relaxed)))
-        emi_runq_push(s, s->lifo[s->lifo_head++ % EMI_LIFO_SIZE]);
+        emi_runq_push(s, lifo_oldest(s));
 }
 
 void emi_ready(emi_proc *p)
@@ -328,6 +330,16 @@ static void park(emi_sched *s, emi_proc *p)
  * still run now and then, for timers, quiescent states and fairness. */
 #define MAX_HANDOFFS 32
 
+/* p gets the core of scheduler s. */
+static void take_core(emi_sched *s, emi_proc *p)
+{
+    s->current = p;
+    p->sched = s;
+    atomic_store_explicit(&p->status, EM_RUNNING, memory_order_relaxed);
+    atomic_store_explicit(&p->sched_id, s->id, memory_order_relaxed);
+    emi_stat_add(&s->stat_runs, 1);
+}
+
 static void charge_current(emi_sched *s, emi_proc *p)
 {
     atomic_store_explicit(&p->reductions,
@@ -350,11 +362,7 @@ bool emi_try_handoff(emi_proc *p)
     s->handoffs++;
     charge_current(s, p);
     s->pending_park = p;
-    s->current = q;
-    q->sched = s;
-    atomic_store_explicit(&q->status, EM_RUNNING, memory_order_relaxed);
-    atomic_store_explicit(&q->sched_id, s->id, memory_order_relaxed);
-    emi_stat_add(&s->stat_runs, 1);
+    take_core(s, q);
     emi_ctx_switch(&p->sp, q->sp);
     return true;
 }
@@ -382,15 +390,11 @@ static void run(emi_rt *rt, emi_sched *s, emi_proc *p)
     }
     s->budget_mark = s->budget;
     s->handoffs = 0;
-    s->current = p;
-    p->sched = s;
-    atomic_store_explicit(&p->status, EM_RUNNING, memory_order_relaxed);
-    atomic_store_explicit(&p->sched_id, s->id, memory_order_relaxed);
+    take_core(s, p);
     emi_stack_switch_in(s, p);
     /* After hand-offs, the process that came back is not the one we started. */
     p = s->current;
     s->current = NULL;
-    emi_stat_add(&s->stat_runs, 1);
     charge_current(s, p);
     switch (p->why) {
     case WHY_YIELD:
@@ -437,7 +441,7 @@ static emi_proc *find_work(emi_rt *rt, emi_sched *s)
     if (lifo_len(s)) {
         s->budget = (int32_t)rt->cfg.reductions;
         if (s->tick % LIFO_FAIR_EVERY == 0)
-            return s->lifo[s->lifo_head++ % EMI_LIFO_SIZE];
+            return lifo_oldest(s);
         return s->lifo[--s->lifo_tail % EMI_LIFO_SIZE];
     }
     if ((p = runq_pop(s)) || (p = global_take(rt, s)) || (p = steal_any(rt, s))) {

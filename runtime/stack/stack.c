@@ -167,22 +167,33 @@ static void save_image(emi_proc *r, emi_xstack *x)
     r->img_len = (uint32_t)len;
 }
 
-int emi_stack_enter(emi_sched *s, emi_proc *p)
+/* The stack a process that has none gets: the scheduler's next one in turn.
+ * Round robin: with as many stacks as processes that take turns (a ring of a
+ * thousand), nobody's frames ever need copying. A stack not mapped yet is mapped
+ * if may_map, else NULL is returned. */
+static emi_xstack *next_stack(emi_sched *s, bool may_map)
 {
-    emi_xstack *x = p->xs;
-    if (!x) {
-        /* Round robin: with as many stacks as processes that take turns (a ring
-         * of a thousand), nobody's frames ever need copying. */
-        x = &s->stacks[s->next_stack++ % s->nstacks];
-        if (!x->map && map_stack(x, emi_rt_g->cfg.stack_size) != 0) {
+    emi_xstack *x = &s->stacks[s->next_stack % s->nstacks];
+    if (!x->map) {
+        if (!may_map)
+            return NULL;
+        if (map_stack(x, emi_rt_g->cfg.stack_size) != 0) {
             x = &s->stacks[0];
             if (!x->map && map_stack(x, emi_rt_g->cfg.stack_size) != 0) {
                 fprintf(stderr, "ember: cannot map an execution stack\n");
                 abort();
             }
         }
-        p->xs = x;
     }
+    s->next_stack++;
+    return x;
+}
+
+int emi_stack_enter(emi_sched *s, emi_proc *p)
+{
+    emi_xstack *x = p->xs;
+    if (!x)
+        x = p->xs = next_stack(s, true);
     /* Acquire pairs with the release in emi_stack_leave: the frames and the
      * resident's image written by the last user are visible to us. */
     if (atomic_load_explicit(&x->busy, memory_order_relaxed) ||
@@ -203,15 +214,14 @@ int emi_stack_enter(emi_sched *s, emi_proc *p)
 bool emi_stack_handoff(emi_sched *s, emi_proc *p, emi_proc *q)
 {
     emi_xstack *x = q->xs;
-    if (x == p->xs)
-        return false; /* q's frames would have to be copied onto the stack we run on */
     if (!x) {
-        x = &s->stacks[s->next_stack % s->nstacks];
-        if (!x->map || x == p->xs)
-            return false; /* leave first runs on new stacks to the scheduler */
-        s->next_stack++;
+        /* Mapping a new stack is left to the scheduler. */
+        if (!(x = next_stack(s, false)))
+            return false;
         q->xs = x;
     }
+    if (x == p->xs)
+        return false; /* q's frames would have to be copied onto the stack we run on */
     return emi_stack_enter(s, q) == 0;
 }
 
