@@ -208,8 +208,10 @@ int em_spawn_named(em_proc_fn fn, const char *name, em_term arg, em_pid_t *out);
 
 /* em_self: the calling process's pid (0 outside a process). */
 em_pid_t em_self(void);
-/* em_exit ends the calling process; never returns. The reason is not used yet:
- * links and monitors (the fault-isolation work) will carry it. */
+/* em_exit ends the calling process with reason (any term; the atom normal is a
+ * normal end, as is returning from the process function); never returns. Links
+ * and monitors are told the reason (a malformed term becomes badarg). Memory the
+ * process took with malloc is not reclaimed: only its ember heap is. */
 _Noreturn void em_exit(em_term reason);
 /* em_yield lets other runnable processes run. May switch. */
 void em_yield(void);
@@ -219,6 +221,61 @@ bool em_is_alive(em_pid_t pid);
 static inline uint32_t em_pid_node(em_pid_t p) { return (uint32_t)(p >> 48); }
 static inline uint32_t em_pid_index(em_pid_t p) { return (uint32_t)(p & 0x0FFFFFFFu); }
 static inline uint32_t em_pid_serial(em_pid_t p) { return (uint32_t)((p >> 28) & 0xFFFFFu); }
+
+/* ------------------------------------------- links, monitors and exits */
+
+/* Erlang's semantics throughout (its reference manual, "Processes", is the spec).
+ *
+ * A link joins two processes both ways: when one ends with a reason other than
+ * normal, the other is sent an exit signal with that reason and ends too, unless
+ * it traps exits, in which case it receives the message ['EXIT', Pid, Reason].
+ * A monitor is one way: when the monitored process ends, the monitoring process
+ * receives ['DOWN', Ref, process, Pid, Reason]; a monitor of a process that does
+ * not exist fires at once with reason noproc. Exit signals and DOWN messages keep
+ * their order with the messages the same process sent.
+ *
+ * A process ended by an exit signal has its C stack discarded without unwinding:
+ * keep resources that must be released (files, locks, malloc'd memory) in a
+ * process that traps exits, or release them from a monitoring process. */
+
+/* em_spawn_link: em_spawn, with a link between caller and child made before the
+ * child runs, so no exit can be missed. Process only; may switch. */
+int em_spawn_link_named(em_proc_fn fn, const char *name, em_term arg, em_pid_t *out);
+#define em_spawn_link(fn, arg, out) em_spawn_link_named((fn), #fn, (arg), (out))
+/* em_spawn_monitor: em_spawn with a monitor of the child set before it runs; *ref
+ * (may be NULL) is the monitor's reference, in the caller's heap. */
+int em_spawn_monitor_named(em_proc_fn fn, const char *name, em_term arg, em_pid_t *out,
+                           em_term *ref);
+#define em_spawn_monitor(fn, arg, out, ref) em_spawn_monitor_named((fn), #fn, (arg), (out), (ref))
+
+/* em_link links the caller to pid (no effect if they are linked, or pid is the
+ * caller). If pid does not exist: EM_ENOPROC, or, when the caller traps exits,
+ * 0 and the message ['EXIT', Pid, noproc]. Process only; may switch. */
+int em_link(em_pid_t pid);
+/* em_unlink removes the link, if any. Once it returns, the link has no effect on
+ * the caller, although an ['EXIT', ...] message it caused may already be queued
+ * when the caller traps exits. Process only; may switch. */
+int em_unlink(em_pid_t pid);
+/* em_monitor starts monitoring pid and returns the monitor's reference in *ref
+ * (may be NULL; the ref lives in the caller's heap). Monitoring twice makes two
+ * monitors and two DOWN messages. Process only; may switch. */
+int em_monitor(em_pid_t pid, em_term *ref);
+/* em_demonitor stops a monitor: 1 if it was active, 0 if it had fired or never
+ * existed, EM_EINVAL if ref is not a reference. With EM_DEMONITOR_FLUSH, a DOWN
+ * message for ref already in the mailbox is removed too. Once it returns, no DOWN
+ * for ref arrives any more. Process only; may switch. */
+#define EM_DEMONITOR_FLUSH 1
+int em_demonitor(em_term ref, int flags);
+/* em_exit_pid sends pid an exit signal with reason (Erlang's exit/2). The atom
+ * kill ends pid even when it traps exits, with reason killed; normal is ignored
+ * by a process that does not trap exits (unless it is the caller); any other
+ * reason ends a process that does not trap exits, and reaches one that does as
+ * ['EXIT', Caller, Reason]. A dead pid is not an error. A process running C code
+ * that never calls ember is interrupted (see preemption in docs/). Process only;
+ * may switch. */
+int em_exit_pid(em_pid_t pid, em_term reason);
+/* em_trap_exit sets whether exit signals become messages; returns the old value. */
+bool em_trap_exit(bool on);
 
 /* ----------------------------------------------------------- messages */
 
@@ -287,6 +344,9 @@ typedef struct em_proc_info {
     const char *entry;           /* name given at spawn (static string) */
     em_term name;                /* registered name, or EM_NONE */
     int scheduler;               /* last scheduler that ran it */
+    uint32_t links;              /* processes linked to it */
+    uint32_t monitored_by;       /* monitors other processes hold on it */
+    bool trap_exit;
 } em_proc_info;
 
 typedef struct em_sched_info {

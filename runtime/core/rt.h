@@ -62,6 +62,15 @@ typedef struct emi_proc {
     _Atomic(emi_block *) inbox;     /* LIFO of arrived blocks, or a sentinel */
     atomic_uint_fast64_t msgs_over; /* pushes beyond the head's 16-bit count */
     atomic_int timeout_fired;       /* set by a timer before it tries to wake us */
+    atomic_uint sig_pending;        /* an exit signal is in the inbox: look soon */
+
+    /* Links and monitors (proc/relations.h): written under rel_lock by the
+     * process and by the processes whose death touches them. */
+    atomic_int rel_lock;
+    bool rel_dead;                  /* ended: no new relation may be added */
+    atomic_bool trap_exit;          /* exit signals become ['EXIT', From, Reason]
+                                       (written by the process itself) */
+    struct emi_reltab *rels;
 
     /* Constant after spawn; read by anyone holding the pointer. */
     em_pid_t pid;
@@ -86,6 +95,7 @@ typedef struct emi_proc {
     atomic_size_t stack_bytes;      /* mirror of img_cap for introspection */
     atomic_int sched_id;            /* last scheduler, for introspection */
     em_term arg;
+    em_term exit_reason;            /* set as it ends; lives in its heap */
     _Atomic(em_term) name;          /* registered name or EM_NONE */
     struct emi_proc *qnext;         /* global run queue, then the QSBR limbo list */
     atomic_int queued;              /* debug builds: 1 while in a run queue */
@@ -236,7 +246,37 @@ void emi_pid_table_fini(emi_rt *rt);
 
 /* proc/mailbox.c */
 int emi_deliver(em_pid_t to, emi_block *b);         /* takes b in every case */
+int emi_deliver_to(emi_proc *p, emi_block *b);      /* same, p already looked up (or NULL) */
 void emi_mailbox_close(emi_proc *p);
+void emi_mailbox_take(emi_proc *p);                 /* move the inbox to the private queue,
+                                                       handling the signals in it */
+/* emi_mailbox_remove: drop every queued message that pred accepts (process context). */
+void emi_mailbox_remove(emi_proc *p, bool (*pred)(em_term t, uint64_t arg), uint64_t arg);
+
+/* proc/signal.c: links, monitors and exit signals. */
+enum emi_sig {
+    SIG_NONE = 0,       /* a message */
+    SIG_EXIT,           /* em_exit_pid: ['EXIT', From, Reason] */
+    SIG_EXIT_LINK,      /* a linked process died: ['EXIT', From, Reason] */
+};
+/* emi_signal_handle: p (running, in its own context) handles signal block b;
+ * true if b stays in the mailbox as a message, false if b was freed. May end p. */
+bool emi_signal_handle(emi_proc *p, emi_block *b);
+/* emi_signals_check: handle pending signals now (after a switch). May end p. */
+void emi_signals_check(emi_proc *p);
+/* emi_relations_fire: scheduler context, as p ends: tell its links and monitors. */
+void emi_relations_fire(emi_proc *p);
+/* emi_spawn_relate: set up the link or monitor of a spawn before the child runs. */
+int emi_spawn_relate(emi_proc *parent, emi_proc *child, int opts, uint64_t *ref_id);
+uint64_t emi_monitor_ref_id(em_pid_t target);      /* a fresh monitor ref's counter */
+_Noreturn void emi_proc_end(emi_proc *p, em_term reason);
+void emi_signals_init(void);                        /* as the runtime starts */
+void emi_relations_counts(emi_proc *p, uint32_t *links, uint32_t *monitored_by);
+#define EMI_SPAWN_LINK 1
+#define EMI_SPAWN_MONITOR 2
+/* emi_preempt_request: p was sent an exit signal; if it is running a long slice
+ * on some scheduler, interrupt it (sched/preempt.c). */
+void emi_preempt_request(emi_proc *p);
 
 /* sched/sched.c */
 void emi_ready(emi_proc *p);                        /* make runnable (any thread) */

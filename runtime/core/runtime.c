@@ -8,6 +8,7 @@
 #include <unistd.h>
 
 #include "core/rt.h"
+#include "mem/pool.h"
 
 emi_rt *emi_rt_g;
 
@@ -98,6 +99,7 @@ static void rt_free(emi_rt *rt)
     pthread_mutex_destroy(&rt->gq_lock);
     emi_registry_fini();
     emi_block_cache_fini();
+    emi_pool_depot_fini();
     free(rt);
 }
 
@@ -143,6 +145,7 @@ int em_run(const em_config *cfg, em_proc_fn root, em_term arg)
     }
     if (rc == 0)
         rc = emi_registry_init();
+    emi_signals_init();
     if (rc == 0)
         rc = emi_spawn_root(rt->scheds[0], root, "root", arg);
     if (rc) {

@@ -35,6 +35,7 @@ emi_block *emi_block_new(size_t cap)
     b->offheap = NULL;
     b->used = 0;
     b->dest = 0;
+    b->sig = 0;
     return b;
 }
 

@@ -25,6 +25,8 @@ typedef struct emi_block {
     uint32_t cap;               /* payload bytes */
     uint32_t used;              /* payload bytes in use (arena chunks) */
     uint64_t dest;              /* pid the message was sent to: a recycled process drops strays */
+    uint32_t sig;               /* 0 for a message, else an emi_sig (proc/signal.c) */
+    uint32_t spare;
     _Alignas(16) unsigned char data[];
 } emi_block;
 

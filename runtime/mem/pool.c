@@ -1,6 +1,17 @@
 /*
  * pool.c - per-thread caches of small fixed-size objects (see pool.h).
+ *
+ * Objects often die on another thread than the one that made them: a message is
+ * built by its sender and freed by its receiver, a DOWN by the dying process's
+ * scheduler and freed by the monitoring process's. So a thread whose cache is
+ * full hands half of it, as one batch, to a central depot per size class, and a
+ * thread whose cache is empty takes a batch back before it calls malloc: objects
+ * flow between threads a batch per mutex operation, and malloc (whose arenas
+ * lock when freeing another thread's chunks) is left for growth.
  */
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdbool.h>
 #include <stdint.h>
 #include <stdlib.h>
 
@@ -9,10 +20,27 @@
 #define CLASS_BYTES 64
 #define CLASSES (EMI_POOL_MAX / CLASS_BYTES)
 #define KEEP 2048                   /* objects cached per class per thread */
+#define BATCH (KEEP / 2)            /* objects moved to or from the depot at once */
+#define DEPOT_MAX 64                /* batches kept per class; beyond, free() */
 
 struct free_obj {
     struct free_obj *next;
+    struct free_obj *next_batch;    /* depot only: the first object of a batch links them */
 };
+
+static struct depot {
+    pthread_mutex_t lock;
+    struct free_obj *batches;
+    atomic_uint n;                  /* batches; written under the lock, peeked without */
+} depot[CLASSES];
+
+static pthread_once_t depot_once = PTHREAD_ONCE_INIT;
+
+static void depot_init(void)
+{
+    for (size_t c = 0; c < CLASSES; c++)
+        pthread_mutex_init(&depot[c].lock, NULL);
+}
 
 struct pool {
     struct free_obj *head[CLASSES];
@@ -34,6 +62,22 @@ void *emi_pool_alloc(size_t n)
     if (sz <= EMI_POOL_MAX) {
         size_t c = sz / CLASS_BYTES - 1;
         struct free_obj *o = pool.head[c];
+        /* Relaxed peek: a stale count only costs one lock or one malloc. */
+        if (!o && atomic_load_explicit(&depot[c].n, memory_order_relaxed)) {
+            pthread_once(&depot_once, depot_init);
+            pthread_mutex_lock(&depot[c].lock);
+            o = depot[c].batches;
+            if (o) {
+                depot[c].batches = o->next_batch;
+                atomic_store_explicit(&depot[c].n, atomic_load_explicit(&depot[c].n, memory_order_relaxed) - 1,
+                                      memory_order_relaxed);
+            }
+            pthread_mutex_unlock(&depot[c].lock);
+            if (o) {
+                pool.head[c] = o;
+                pool.count[c] = BATCH;
+            }
+        }
         if (o) {
             pool.head[c] = o->next;
             pool.count[c]--;
@@ -46,6 +90,29 @@ void *emi_pool_alloc(size_t n)
     return malloc(sz);
 }
 
+/* Move a batch of this thread's class c objects to the depot, if it has room. */
+static void to_depot(size_t c)
+{
+    pthread_once(&depot_once, depot_init);
+    struct free_obj *first = pool.head[c], *last = first;
+    for (int i = 1; i < BATCH; i++)
+        last = last->next;
+    pthread_mutex_lock(&depot[c].lock);
+    unsigned n = atomic_load_explicit(&depot[c].n, memory_order_relaxed);
+    bool room = n < DEPOT_MAX;
+    if (room) {
+        pool.head[c] = last->next;
+        last->next = NULL;
+        first->next_batch = depot[c].batches;
+        depot[c].batches = first;
+        /* Relaxed: the lock orders the list; the count is also a hint to peekers. */
+        atomic_store_explicit(&depot[c].n, n + 1, memory_order_relaxed);
+    }
+    pthread_mutex_unlock(&depot[c].lock);
+    if (room)
+        pool.count[c] -= BATCH;
+}
+
 void emi_pool_free(void *p, size_t n)
 {
     if (!p)
@@ -53,6 +120,10 @@ void emi_pool_free(void *p, size_t n)
     size_t sz = emi_pool_size(n);
     if (sz <= EMI_POOL_MAX) {
         size_t c = sz / CLASS_BYTES - 1;
+        /* Relaxed peek at the depot's size: a full depot means free() below,
+         * without walking a batch for nothing. */
+        if (pool.count[c] == KEEP && atomic_load_explicit(&depot[c].n, memory_order_relaxed) < DEPOT_MAX)
+            to_depot(c);
         if (pool.count[c] < KEEP) {
             struct free_obj *o = p;
             o->next = pool.head[c];
@@ -73,5 +144,26 @@ void emi_pool_thread_fini(void)
             free(o);
         }
         pool.count[c] = 0;
+    }
+}
+
+void emi_pool_depot_fini(void)
+{
+    pthread_once(&depot_once, depot_init);
+    for (size_t c = 0; c < CLASSES; c++) {
+        pthread_mutex_lock(&depot[c].lock);
+        struct free_obj *b = depot[c].batches;
+        depot[c].batches = NULL;
+        atomic_store_explicit(&depot[c].n, 0, memory_order_relaxed);
+        pthread_mutex_unlock(&depot[c].lock);
+        while (b) {
+            struct free_obj *nb = b->next_batch, *o = b;
+            while (o) {
+                struct free_obj *n = o->next;
+                free(o);
+                o = n;
+            }
+            b = nb;
+        }
     }
 }

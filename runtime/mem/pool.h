@@ -19,5 +19,8 @@ void *emi_pool_alloc(size_t n);
 void emi_pool_free(void *p, size_t n);
 /* emi_pool_thread_fini frees the calling thread's caches. */
 void emi_pool_thread_fini(void);
+/* emi_pool_depot_fini frees the objects threads handed to the central depot
+ * (as the runtime stops, once no thread allocates any more). */
+void emi_pool_depot_fini(void);
 
 #endif

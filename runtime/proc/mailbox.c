@@ -15,11 +15,16 @@
 
 int emi_deliver(em_pid_t to, emi_block *b)
 {
-    emi_proc *p = emi_proc_lookup(to);
+    b->dest = to;
+    return emi_deliver_to(emi_proc_lookup(to), b);
+}
+
+int emi_deliver_to(emi_proc *p, emi_block *b)
+{
     emi_sched *self = emi_sched_self();
     if (!p)
         goto dead;
-    b->dest = to;
+    b->dest = p->pid;
     /* Relaxed: the CAS below carries the ordering. */
     emi_block *old = atomic_load_explicit(&p->inbox, memory_order_relaxed), *word;
     unsigned count;
@@ -96,6 +101,54 @@ void emi_mailbox_close(emi_proc *p)
     p->mq_tail = NULL;
 }
 
+/* One writer (the process); relaxed, a figure for introspection. */
+static void mq_len_add(emi_proc *p, size_t n, int sign)
+{
+    size_t v = atomic_load_explicit(&p->mq_len, memory_order_relaxed);
+    atomic_store_explicit(&p->mq_len, sign > 0 ? v + n : v - n, memory_order_relaxed);
+}
+
+/* Unlink cur (whose predecessor is prev, or none) from the private queue. */
+static void mq_unlink(emi_proc *p, emi_block *prev, emi_block *cur)
+{
+    if (prev)
+        prev->next = cur->next;
+    else
+        p->mq_head = cur->next;
+    if (p->mq_tail == cur)
+        p->mq_tail = prev;
+    mq_len_add(p, 1, -1);
+}
+
+/* Handle the signals among the blocks that follow `before` (all of the queue when
+ * NULL): each is dropped, acted on (which may end the process), or kept in place
+ * as an {'EXIT', From, Reason} message. */
+static void handle_signals(emi_proc *p, emi_block *before)
+{
+    emi_block *prev = before, *cur = before ? before->next : p->mq_head;
+    while (cur) {
+        emi_block *next = cur->next;
+        if (!cur->sig) {
+            prev = cur;
+            cur = next;
+            continue;
+        }
+        mq_unlink(p, prev, cur);
+        if (emi_signal_handle(p, cur)) {
+            cur->next = next;
+            if (prev)
+                prev->next = cur;
+            else
+                p->mq_head = cur;
+            if (!next)
+                p->mq_tail = cur;
+            mq_len_add(p, 1, 1);
+            prev = cur;
+        }
+        cur = next;
+    }
+}
+
 /* Move everything in the inbox to the private queue; false if it was empty. */
 static bool take_inbox(emi_proc *p)
 {
@@ -105,51 +158,67 @@ static bool take_inbox(emi_proc *p)
     emi_block *w = atomic_exchange_explicit(&p->inbox, NULL, memory_order_acquire);
     emi_block *l = emi_inbox_ptr(w), *rev = NULL, *last = l;
     size_t n = 0;
+    bool sigs = false;
     while (l) {
         emi_block *next = l->next;
         l->next = rev;
+        sigs |= l->sig != 0;
         rev = l;
         l = next;
         n++;
     }
     if (emi_inbox_count(w) == EMI_INBOX_COUNT_MAX && n > EMI_INBOX_COUNT_MAX)
         atomic_fetch_sub_explicit(&p->msgs_over, n - EMI_INBOX_COUNT_MAX, memory_order_relaxed);
-    atomic_store_explicit(&p->mq_len, atomic_load_explicit(&p->mq_len, memory_order_relaxed) + n,
-                          memory_order_relaxed);
     if (!rev)
         return false;
+    mq_len_add(p, n, 1);
+    emi_block *before = p->mq_tail;
     if (p->mq_tail)
         p->mq_tail->next = rev;
     else
         p->mq_head = rev;
     p->mq_tail = last;
+    if (sigs)
+        handle_signals(p, before);
     return true;
+}
+
+void emi_mailbox_take(emi_proc *p) { take_inbox(p); }
+
+void emi_mailbox_remove(emi_proc *p, bool (*pred)(em_term t, uint64_t arg), uint64_t arg)
+{
+    take_inbox(p);
+    emi_block *prev = NULL, *cur = p->mq_head;
+    while (cur) {
+        emi_block *next = cur->next;
+        if (pred(cur->term, arg)) {
+            mq_unlink(p, prev, cur);
+            emi_block_free(cur);
+        } else {
+            prev = cur;
+        }
+        cur = next;
+    }
 }
 
 typedef bool (*match_fn)(em_term t, void *ctx);
 
 static int receive(emi_proc *p, em_term *out, int64_t timeout_ms, match_fn match, void *ctx)
 {
-    emi_block *prev = NULL, *cur = p->mq_head;
     bool armed = false;
     int rc = EM_ETIMEDOUT;
     if (--p->sched->budget <= 0)
         emi_switch_out(p, WHY_YIELD);
+    /* Every switch may move the inbox to the queue (signals are handled then), so
+     * the scan goes on from prev, the last block looked at, after each one. */
+    emi_block *prev = NULL, *cur = p->mq_head;
     for (;;) {
         for (; cur; prev = cur, cur = cur->next) {
             if (match && !match(cur->term, ctx))
                 continue;
-            if (prev)
-                prev->next = cur->next;
-            else
-                p->mq_head = cur->next;
-            if (p->mq_tail == cur)
-                p->mq_tail = prev;
+            mq_unlink(p, prev, cur);
             if (out)
                 *out = cur->term;
-            /* One writer (this process); relaxed, a figure for introspection. */
-            atomic_store_explicit(&p->mq_len, atomic_load_explicit(&p->mq_len, memory_order_relaxed) - 1,
-                                  memory_order_relaxed);
             if (cur->used == 0 && !cur->offheap) {
                 emi_block_free(cur);   /* an immediate: nothing to keep */
             } else {
@@ -175,6 +244,7 @@ static int receive(emi_proc *p, em_term *out, int64_t timeout_ms, match_fn match
             armed = true;
         }
         emi_switch_out(p, WHY_WAIT);
+        cur = prev ? prev->next : p->mq_head;
     }
 done:
     if (armed)

@@ -14,6 +14,7 @@
 
 #include "core/rt.h"
 #include "mem/pool.h"
+#include "proc/relations.h"
 
 #define PID_INDEX_BITS 28
 #define PID_INDEX_MAX ((1u << PID_INDEX_BITS) - 1)
@@ -194,7 +195,8 @@ uint32_t emi_live_processes(void)
 }
 
 /* Create a process on scheduler s (the caller's, or the root's before start). */
-static int proc_create(emi_sched *s, em_proc_fn fn, const char *name, em_term arg, em_pid_t *out)
+static int proc_create(emi_sched *s, em_proc_fn fn, const char *name, em_term arg, em_pid_t *out,
+                       emi_proc *parent, int opts, uint64_t *ref_id)
 {
     emi_rt *rt = emi_rt_g;
     if (!fn)
@@ -226,6 +228,10 @@ static int proc_create(emi_sched *s, em_proc_fn fn, const char *name, em_term ar
         goto fail;
     }
     p->pid = (em_pid_t)idx | ((em_pid_t)rt->serials[idx] << PID_INDEX_BITS);
+    if (opts && (err = emi_spawn_relate(parent, p, opts, ref_id)) != 0) {
+        pid_index_free(rt, s, idx);
+        goto fail;
+    }
     p->sched = s;
     atomic_init(&p->status, EM_RUNNABLE);
     atomic_init(&p->name, EM_NONE);
@@ -247,7 +253,7 @@ fail:
 
 int emi_spawn_root(emi_sched *s, em_proc_fn fn, const char *name, em_term arg)
 {
-    return proc_create(s, fn, name, arg, NULL);
+    return proc_create(s, fn, name, arg, NULL, NULL, 0, NULL);
 }
 
 int em_spawn_named(em_proc_fn fn, const char *name, em_term arg, em_pid_t *out)
@@ -255,9 +261,43 @@ int em_spawn_named(em_proc_fn fn, const char *name, em_term arg, em_pid_t *out)
     emi_proc *self = emi_current();
     if (!self)
         return EM_ENOTPROC;
-    int rc = proc_create(self->sched, fn, name, arg, out);
+    int rc = proc_create(self->sched, fn, name, arg, out, NULL, 0, NULL);
     if (rc == 0)
         emi_charge(self, 10);
+    return rc;
+}
+
+int em_spawn_link_named(em_proc_fn fn, const char *name, em_term arg, em_pid_t *out)
+{
+    emi_proc *self = emi_current();
+    if (!self)
+        return EM_ENOTPROC;
+    int rc = proc_create(self->sched, fn, name, arg, out, self, EMI_SPAWN_LINK, NULL);
+    if (rc == 0)
+        emi_charge(self, 10);
+    return rc;
+}
+
+int em_spawn_monitor_named(em_proc_fn fn, const char *name, em_term arg, em_pid_t *out,
+                           em_term *ref)
+{
+    emi_proc *self = emi_current();
+    if (!self)
+        return EM_ENOTPROC;
+    /* The ref is built first: once the child exists, nothing may fail. */
+    uint64_t *w = emi_heap_alloc(&self->heap, 24);
+    if (!w)
+        return EM_ENOMEM;
+    uint64_t id = 0;
+    int rc = proc_create(self->sched, fn, name, arg, out, self, EMI_SPAWN_MONITOR, &id);
+    if (rc == 0) {
+        w[0] = emi_header(BOX_REF, 2);
+        w[1] = 0;
+        w[2] = id;
+        if (ref)
+            *ref = (em_term)(uintptr_t)w;
+        emi_charge(self, 10);
+    }
     return rc;
 }
 
@@ -267,29 +307,17 @@ void emi_switch_out(emi_proc *p, int why)
     if (why != WHY_WAIT || !emi_try_handoff(p))
         emi_stack_switch_out(p);
     emi_after_resume(p->sched);
+    if (why != WHY_EXIT)
+        emi_signals_check(p);
 }
 
 void emi_proc_entry(emi_proc *p)
 {
     emi_stack_on_entry(p);
     emi_after_resume(p->sched);
+    emi_signals_check(p);   /* an exit signal may have come before the first run */
     p->fn(p->arg);
-    emi_switch_out(p, WHY_EXIT);
-    fprintf(stderr, "ember: an ended process was resumed\n");
-    abort();
-}
-
-_Noreturn void em_exit(em_term reason)
-{
-    (void)reason; /* links and monitors will carry it */
-    emi_proc *p = emi_current();
-    if (!p) {
-        fprintf(stderr, "ember: em_exit called outside a process\n");
-        abort();
-    }
-    emi_switch_out(p, WHY_EXIT);
-    fprintf(stderr, "ember: an ended process was resumed\n");
-    abort();
+    emi_proc_end(p, EM_NONE);   /* normal */
 }
 
 void em_yield(void)
@@ -310,9 +338,9 @@ em_pid_t em_self(void)
 bool em_is_alive(em_pid_t pid)
 {
     emi_proc *p = emi_proc_lookup(pid);
-    /* The table slot is cleared last, after the name and the mailbox are gone:
-     * once this says false, nothing of the process is visible any more. */
-    return p != NULL;
+    /* A process is marked EXITING before its name, mailbox, links and monitors
+     * go, so whoever has heard of its end finds it not alive. */
+    return p && atomic_load_explicit(&p->status, memory_order_seq_cst) != EM_EXITING;
 }
 
 /* Scheduler context, right after the process switched out for the last time
@@ -328,10 +356,13 @@ void emi_proc_destroy(emi_sched *s, emi_proc *p)
         emi_registry_drop(p);
     emi_timer_cancel_wait(p);
     emi_mailbox_close(p);
-    emi_heap_fini(&p->heap);
+    /* Links and monitors fire while the process is still in the table (marked
+     * EXITING), so a demonitor can find it; the reason lives in the heap. */
+    emi_relations_fire(p);
     uint32_t idx = em_pid_index(p->pid);
     /* Release: a later process in this slot is published after this store. */
     atomic_store_explicit(&rt->table[idx], NULL, memory_order_release);
+    emi_heap_fini(&p->heap);
     pid_index_free(rt, s, idx);
     emi_qsbr_retire(s, p);
     slot_put(rt, s);
@@ -340,6 +371,8 @@ void emi_proc_destroy(emi_sched *s, emi_proc *p)
 /* At shutdown: a process that never ended (em_halt) is torn down in place. */
 void emi_proc_reap(emi_proc *p)
 {
+    emi_reltab_free(p->rels);
+    p->rels = NULL;
     emi_mailbox_close(p);
     emi_heap_fini(&p->heap);
     emi_stack_exit(p);

@@ -3,7 +3,7 @@
  *
  * Each workload does what anchors.erl does, message for message, and prints one
  * line in the anchors' format so the two can be set side by side:
- *   ember-bench spawn N | skynet N | ring N | pingpong N | all
+ *   ember-bench spawn N | skynet N | ring N | pingpong N | link N | monitor N | all
  * Options: -s SCHEDULERS (default: one per core).
  */
 #include <stdatomic.h>
@@ -17,7 +17,7 @@
 
 static long param_n;
 static atomic_long counter;
-static em_term a_token, a_sum, a_ping, a_pong, a_stop;
+static em_term a_token, a_sum, a_ping, a_pong, a_stop, a_tail;
 
 static uint64_t now_us(void)
 {
@@ -216,11 +216,75 @@ static void bench_pingpong(em_term arg)
            (unsigned long long)(t1 - t0), (unsigned long long)((t1 - t0) * 1000 / (uint64_t)param_n));
 }
 
+/* ------------------------------------------------------------------ link */
+
+/* A chain of linked processes: each spawn-links the next, the last tells the root. */
+static void chain(em_term arg)
+{
+    int64_t k = 0;
+    em_pid_t top = 0, next;
+    em_get_int(em_at(arg, 0), &k);
+    em_get_pid(em_at(arg, 1), &top);
+    if (k == 0)
+        em_send(top, EM_ARR(a_tail, em_pid(em_self())));
+    else
+        check(em_spawn_link(chain, EM_ARR(em_int(k - 1), em_pid(top)), &next), "spawn_link");
+    em_sleep(EM_INFINITY);
+}
+
+static void bench_link(em_term arg)
+{
+    (void)arg;
+    em_pid_t head, tail = 0;
+    uint64_t t0 = now_us();
+    check(em_spawn(chain, EM_ARR(em_int(param_n - 1), em_pid(em_self())), &head), "spawn");
+    check(em_receive_match(NULL, EM_INFINITY, "[tail, ~p]", &tail), "receive");
+    uint64_t t1 = now_us();
+    em_term ref;
+    check(em_monitor(tail, &ref), "monitor");
+    check(em_exit_pid(head, em_atom("boom")), "exit");
+    check(em_receive_match(NULL, EM_INFINITY, "['DOWN', _, process, _, _]"), "receive");
+    uint64_t t2 = now_us();
+    printf("link n=%ld us_build=%llu us_propagate=%llu ns_per_link=%llu\n", param_n,
+           (unsigned long long)(t1 - t0), (unsigned long long)(t2 - t1),
+           (unsigned long long)((t2 - t1) * 1000 / (uint64_t)param_n));
+}
+
+/* --------------------------------------------------------------- monitor */
+
+static void bench_monitor(em_term arg)
+{
+    (void)arg;
+    em_pid_t *pids = malloc((size_t)param_n * sizeof *pids);
+    if (!pids)
+        check(EM_ENOMEM, "malloc");
+    for (long i = 0; i < param_n; i++)
+        check(em_spawn(waiter, EM_NIL, &pids[i]), "spawn");
+    uint64_t t0 = now_us();
+    em_mark mark = em_heap_mark();
+    for (long i = 0; i < param_n; i++)
+        check(em_monitor(pids[i], NULL), "monitor");
+    em_heap_release(mark);   /* the refs: the root does not keep them */
+    uint64_t t1 = now_us();
+    for (long i = 0; i < param_n; i++)
+        em_send(pids[i], a_stop);
+    for (long i = 0; i < param_n; i++) {
+        mark = em_heap_mark();
+        check(em_receive(NULL, EM_INFINITY), "receive");
+        em_heap_release(mark);
+    }
+    uint64_t t2 = now_us();
+    free(pids);
+    printf("monitor n=%ld us_set=%llu us_fire=%llu ns_per_monitor=%llu\n", param_n,
+           (unsigned long long)(t1 - t0), (unsigned long long)(t2 - t1),
+           (unsigned long long)((t2 - t0) * 1000 / (uint64_t)param_n));
+}
+
 /* ------------------------------------------------------------------ main */
 
 static int usage(void)
 {
-    fprintf(stderr, "usage: ember-bench [-s SCHEDULERS] spawn|skynet|ring|pingpong N\n"
+    fprintf(stderr, "usage: ember-bench [-s SCHEDULERS] spawn|skynet|ring|pingpong|link|monitor N\n"
                     "       ember-bench [-s SCHEDULERS] all [N]\n");
     return 2;
 }
@@ -236,6 +300,10 @@ static int run_one(const char *name, long n, int scheds)
         fn = bench_ring;
     else if (!strcmp(name, "pingpong"))
         fn = bench_pingpong;
+    else if (!strcmp(name, "link"))
+        fn = bench_link;
+    else if (!strcmp(name, "monitor"))
+        fn = bench_monitor;
     if (!fn || n <= 0)
         return usage();
     param_n = n;
@@ -264,6 +332,7 @@ int main(int argc, char **argv)
     a_ping = em_atom("ping");
     a_pong = em_atom("pong");
     a_stop = em_atom("stop");
+    a_tail = em_atom("tail");
     const char *bench = argv[optind];
     if (!strcmp(bench, "all")) {
         long n = optind + 1 < argc ? atol(argv[optind + 1]) : 1000000;
@@ -272,6 +341,8 @@ int main(int argc, char **argv)
         rc |= run_one("skynet", 1000000, scheds);
         rc |= run_one("ring", 1000, scheds);
         rc |= run_one("pingpong", n, scheds);
+        rc |= run_one("link", n, scheds);
+        rc |= run_one("monitor", n, scheds);
         return rc;
     }
     if (optind + 1 >= argc)
