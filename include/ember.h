@@ -175,6 +175,10 @@ typedef struct em_config {
     int schedulers;            /* scheduler threads; 0 = one per online core */
     uint32_t max_processes;    /* default 4,194,304 */
     uint32_t reductions;       /* per time slice; default 4,000 */
+    uint32_t time_slice_us;    /* a process running C code that never calls ember is
+                                  interrupted after between 1 and 1.5 of these;
+                                  default 1,000 (1 ms); 0 turns that off; else
+                                  100 to 1,000,000 */
     size_t stack_size;         /* bytes of stack a running process may use; default 1 MiB */
     size_t max_term_bytes;     /* largest message, in bytes copied (a shared binary
                                   counts as its 24-byte box); default 64 MiB */
@@ -351,6 +355,7 @@ typedef struct em_proc_info {
 
 typedef struct em_sched_info {
     int id;
+    uint64_t preemptions;        /* processes interrupted by a time slice's end */
     uint64_t busy_ns, total_ns;  /* utilisation = busy_ns / total_ns since start */
     uint64_t processes_run;
     uint64_t steals;

@@ -126,6 +126,7 @@ int em_scheduler_info(int id, em_sched_info *out)
     out->busy_ns = idle < total ? total - idle : 0;
     out->processes_run = atomic_load_explicit(&s->stat_runs, memory_order_relaxed);
     out->steals = atomic_load_explicit(&s->stat_steals, memory_order_relaxed);
+    out->preemptions = atomic_load_explicit(&s->stat_preempted, memory_order_relaxed);
     unsigned h = atomic_load_explicit(&s->runq_head, memory_order_relaxed);
     unsigned t = atomic_load_explicit(&s->runq_tail, memory_order_relaxed);
     out->runq_len = t - h;

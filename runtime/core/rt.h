@@ -55,6 +55,7 @@ enum emi_why {
     WHY_WAIT,        /* park until a message or a timeout */
     WHY_EXIT,        /* finished */
     WHY_HALT,        /* em_halt: never resume */
+    WHY_PREEMPT,     /* interrupted by the preemption signal: run again, here */
 };
 
 typedef struct emi_proc {
@@ -85,6 +86,7 @@ typedef struct emi_proc {
     unsigned char *img;             /* saved stack image (copy stacks) */
     uint32_t img_len, img_cap;
     int why;
+    atomic_uchar pinned;            /* in its scheduler's preempted queue (read by killers) */
     uint32_t wait_timer_slot;       /* the timer armed for a receive timeout, + 1 */
     uint32_t wait_timer_gen;
     struct emi_sched *wait_timer_sched;
@@ -145,14 +147,26 @@ typedef struct emi_sched {
                                        unused: spawns and exits here rarely touch the
                                        shared count (written by the owner only) */
     uint32_t pid_cache_len;
+    emi_proc *pinned_head, *pinned_tail;  /* preempted processes: they resume on this
+                                             thread (their C code may hold its TLS) */
+    int fault_sig;                  /* the fault being turned into a process's end */
+    bool fault_overflow;
+    uintptr_t fault_addr, fault_pc;
 #ifdef EMBER_SEPARATE_STACKS
     void *fiber;
     const void *stack_bottom;
     size_t stack_size;
 #endif
 
+    /* Preemption: written by the owner, read by the monitor thread (relaxed). */
+    atomic_uint_fast64_t run_epoch; /* +1 each time a process takes the core */
+    atomic_int in_proc;             /* 1 while a process runs */
+    /* Written by the monitor (or a killer); read by the owner's signal handler. */
+    atomic_uint_fast64_t preempt_req;   /* the epoch to interrupt */
+    atomic_int pinned_kick;         /* a preempted process here has an exit signal */
+
     /* Statistics: written by the owner, read by anyone (relaxed). */
-    atomic_uint_fast64_t stat_runs, stat_steals, stat_conflicts;
+    atomic_uint_fast64_t stat_runs, stat_steals, stat_conflicts, stat_preempted;
     atomic_uint_fast64_t stat_idle_ns;
     atomic_uint_fast64_t stat_spawned, stat_sent, stat_dead;
 
@@ -187,6 +201,9 @@ typedef struct emi_rt {
     atomic_uint n_spinning;
     atomic_int stopping;
     atomic_int halt_status;
+    pthread_t monitor;              /* preemption's watcher (sched/preempt.c) */
+    bool monitor_running;
+    atomic_int monitor_stop;
 
     /* Global run queue: overflow of the local ones and pushes from other threads. */
     _Alignas(EMI_CACHELINE) pthread_mutex_t gq_lock;
@@ -319,11 +336,35 @@ void emi_stack_proc_free(emi_proc *p);            /* the struct is about to be f
 bool emi_stack_handoff(emi_sched *s, emi_proc *p, emi_proc *q);
 void emi_ctx_switch(void **save, void *to);
 
-/* stack/overflow.c: name the process that ran off its stack before the node dies */
-void emi_overflow_install(void);
-void emi_overflow_uninstall(void);
-void emi_overflow_thread_init(void);
-void emi_overflow_thread_fini(void);
+/* fault/code.c: whose code an instruction address is. */
+void emi_code_init(void);
+bool emi_code_in_runtime(uintptr_t pc);   /* libember itself */
+bool emi_code_in_program(uintptr_t pc);   /* the program (and modules it added) */
+int emi_code_add_program(const void *lo, const void *hi);
+
+/* fault/fault.c: a faulting process dies alone. */
+void emi_fault_install(void);
+void emi_fault_uninstall(void);
+void emi_fault_thread_init(void);         /* its alternate signal stack */
+void emi_fault_thread_fini(void);
+void emi_fault_entry(void);               /* via emi_fault_tramp: end the process */
+/* emi_fatal: a broken invariant inside the runtime: say what, and stop the node. */
+_Noreturn void emi_fatal(const char *what);
+
+/* arch/trap_x86_64.S: where a signal handler sends an interrupted process. */
+void emi_fault_tramp(void);
+void emi_preempt_tramp(void);
+extern char emi_preempt_tramp_end[];
+static inline bool emi_code_in_preempt_tramp(uintptr_t pc)
+{
+    return pc >= (uintptr_t)emi_preempt_tramp && pc < (uintptr_t)emi_preempt_tramp_end;
+}
+
+/* sched/preempt.c: interrupting a process that keeps its scheduler too long. */
+int emi_preempt_start(emi_rt *rt);
+void emi_preempt_stop(emi_rt *rt);
+void emi_preempt_entry(void);             /* via emi_preempt_tramp: yield */
+extern uint32_t emi_xsave_size;           /* bytes the trampoline reserves for XSAVE */
 
 /* timer/timer.c */
 int emi_timers_init(emi_sched *s);

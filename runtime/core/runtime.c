@@ -22,6 +22,7 @@ void em_config_init(em_config *c)
     c->max_processes = DEFAULT_MAX_PROCESSES;
     c->reductions = 4000;
     c->stack_size = 1024 * 1024;
+    c->time_slice_us = 1000;
     c->max_term_bytes = 64u * 1024u * 1024u;
 }
 
@@ -38,6 +39,8 @@ static int check_config(em_config *c)
     if (c->max_processes < 1 || c->max_processes > MAX_PROCESSES_CEILING)
         return EM_EINVAL;
     if (c->reductions < 1 || c->reductions > (1u << 30))
+        return EM_EINVAL;
+    if (c->time_slice_us != 0 && (c->time_slice_us < 100 || c->time_slice_us > 1000000))
         return EM_EINVAL;
     if (c->stack_size < 64 * 1024 || c->stack_size > (1ull << 32))
         return EM_EINVAL;
@@ -153,7 +156,8 @@ int em_run(const em_config *cfg, em_proc_fn root, em_term arg)
         emi_rt_g = NULL;
         return rc;
     }
-    emi_overflow_install();
+    emi_fault_install();
+    rt->scheds[0]->thread = pthread_self();
     int started = 1;
     for (int i = 1; i < rt->nsched; i++) {
         if (pthread_create(&rt->scheds[i]->thread, NULL, sched_thread, rt->scheds[i]) != 0)
@@ -167,11 +171,13 @@ int em_run(const em_config *cfg, em_proc_fn root, em_term arg)
         atomic_store_explicit(&rt->halt_status, EM_ENOMEM, memory_order_relaxed);
         emi_wake_idle();
     }
+    emi_preempt_start(rt);
     emi_sched_loop(rt->scheds[0]);
     for (int i = 1; i < started; i++)
         pthread_join(rt->scheds[i]->thread, NULL);
+    emi_preempt_stop(rt);
     int status = atomic_load_explicit(&rt->halt_status, memory_order_relaxed);
-    emi_overflow_uninstall();
+    emi_fault_uninstall();
     rt_free(rt);
     emi_rt_g = NULL;
     return status;

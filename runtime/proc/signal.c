@@ -128,8 +128,7 @@ _Noreturn void emi_proc_end(emi_proc *p, em_term reason)
 {
     p->exit_reason = reason;
     emi_switch_out(p, WHY_EXIT);
-    fprintf(stderr, "ember: an ended process was resumed\n");
-    abort();
+    emi_fatal("an ended process was resumed");
 }
 
 bool emi_signal_handle(emi_proc *p, emi_block *b)
@@ -249,10 +248,8 @@ static int check_reason(em_term reason)
 _Noreturn void em_exit(em_term reason)
 {
     emi_proc *p = emi_current();
-    if (!p) {
-        fprintf(stderr, "ember: em_exit called outside a process\n");
-        abort();
-    }
+    if (!p)
+        emi_fatal("em_exit called outside a process");
     emi_proc_end(p, check_reason(reason) ? a_badarg : reason);
 }
 

@@ -25,6 +25,7 @@
 
 #define SPIN_NS 50000u            /* spin this long before sleeping */
 #define GLOBAL_CHECK_EVERY 61     /* look at the global queue first this often */
+#define PINNED_TURN_EVERY 32      /* a preempted process's turn comes this often */
 
 static inline void cpu_relax(void) { __asm__ volatile("pause" ::: "memory"); }
 
@@ -333,6 +334,9 @@ static void park(emi_sched *s, emi_proc *p)
 /* p gets the core of scheduler s. */
 static void take_core(emi_sched *s, emi_proc *p)
 {
+    /* One writer; relaxed: the monitor only compares samples (preempt.c). */
+    atomic_store_explicit(&s->run_epoch, atomic_load_explicit(&s->run_epoch, memory_order_relaxed) + 1,
+                          memory_order_relaxed);
     s->current = p;
     p->sched = s;
     atomic_store_explicit(&p->status, EM_RUNNING, memory_order_relaxed);
@@ -377,6 +381,8 @@ void emi_after_resume(emi_sched *s)
     }
 }
 
+static void pinned_push(emi_sched *s, emi_proc *p);
+
 static void run(emi_rt *rt, emi_sched *s, emi_proc *p)
 {
     emi_qmark(p, 0);
@@ -391,7 +397,10 @@ static void run(emi_rt *rt, emi_sched *s, emi_proc *p)
     s->budget_mark = s->budget;
     s->handoffs = 0;
     take_core(s, p);
+    /* Relaxed: a sample for the monitor, which double-checks by epoch. */
+    atomic_store_explicit(&s->in_proc, 1, memory_order_relaxed);
     emi_stack_switch_in(s, p);
+    atomic_store_explicit(&s->in_proc, 0, memory_order_relaxed);
     /* After hand-offs, the process that came back is not the one we started. */
     p = s->current;
     s->current = NULL;
@@ -407,6 +416,12 @@ static void run(emi_rt *rt, emi_sched *s, emi_proc *p)
         emi_stack_leave(s, p);
         park(s, p);
         break;
+    case WHY_PREEMPT:
+        emi_stack_leave(s, p);
+        atomic_store_explicit(&p->status, EM_RUNNABLE, memory_order_relaxed);
+        emi_qmark(p, 1);
+        pinned_push(s, p);
+        break;
     case WHY_EXIT:
         emi_stack_exit(p);
         emi_stack_leave(s, p);
@@ -420,9 +435,60 @@ static void run(emi_rt *rt, emi_sched *s, emi_proc *p)
     (void)rt;
 }
 
+/* Preempted processes wait here, owner-only, for this thread (see preempt.c). */
+static void pinned_push(emi_sched *s, emi_proc *p)
+{
+    /* Relaxed: killers read it as a hint (preempt.c). */
+    atomic_store_explicit(&p->pinned, 1, memory_order_relaxed);
+    p->qnext = NULL;
+    if (s->pinned_tail)
+        s->pinned_tail->qnext = p;
+    else
+        s->pinned_head = p;
+    s->pinned_tail = p;
+}
+
+static emi_proc *pinned_take(emi_sched *s, emi_proc *prev, emi_proc *p)
+{
+    if (prev)
+        prev->qnext = p->qnext;
+    else
+        s->pinned_head = p->qnext;
+    if (s->pinned_tail == p)
+        s->pinned_tail = prev;
+    atomic_store_explicit(&p->pinned, 0, memory_order_relaxed);
+    return p;
+}
+
+static emi_proc *pinned_pop(emi_sched *s)
+{
+    return s->pinned_head ? pinned_take(s, NULL, s->pinned_head) : NULL;
+}
+
+/* A preempted process that was sent an exit signal runs first, so that a kill
+ * ends it now rather than after the other spinners' slices. */
+static emi_proc *pinned_signalled(emi_sched *s)
+{
+    /* Acquire pairs with the killer's release: its signal is in the inbox. */
+    if (!s->pinned_head || !atomic_exchange_explicit(&s->pinned_kick, 0, memory_order_acquire))
+        return NULL;
+    for (emi_proc *prev = NULL, *p = s->pinned_head; p; prev = p, p = p->qnext)
+        if (atomic_load_explicit(&p->sig_pending, memory_order_relaxed))
+            return pinned_take(s, prev, p);
+    return NULL;
+}
+
 static emi_proc *find_work(emi_rt *rt, emi_sched *s)
 {
     emi_proc *p;
+    /* A preempted process takes one turn in PINNED_TURN_EVERY when others wait:
+     * spinning processes progress, and the rest (whose turns are short) wait for
+     * a spinner's whole slice only that rarely. */
+    if ((p = pinned_signalled(s)) ||
+        (s->pinned_head && s->tick % PINNED_TURN_EVERY == 0 && (p = pinned_pop(s)))) {
+        s->budget = (int32_t)rt->cfg.reductions;
+        return p;
+    }
     /* Now and then the queues that the local ones could starve go first: the
      * global queue (which a busy ring would starve) and the ring (which runnext
      * and the LIFO would). */
@@ -444,7 +510,8 @@ static emi_proc *find_work(emi_rt *rt, emi_sched *s)
             return lifo_oldest(s);
         return s->lifo[--s->lifo_tail % EMI_LIFO_SIZE];
     }
-    if ((p = runq_pop(s)) || (p = global_take(rt, s)) || (p = steal_any(rt, s))) {
+    if ((p = runq_pop(s)) || (p = global_take(rt, s)) || (p = steal_any(rt, s)) ||
+        (p = pinned_pop(s))) {
         s->budget = (int32_t)rt->cfg.reductions;
         return p;
     }
@@ -496,7 +563,7 @@ void emi_sched_loop(emi_sched *s)
     emi_rt *rt = emi_rt_g;
     emi_sched_set_self(s);
     emi_stack_thread_init(s);
-    emi_overflow_thread_init();
+    emi_fault_thread_init();
     for (;;) {
         emi_qsbr_quiescent(s);
         s->tick++;
@@ -514,6 +581,6 @@ void emi_sched_loop(emi_sched *s)
     }
     emi_qsbr_offline(s);
     emi_stack_thread_fini();
-    emi_overflow_thread_fini();
+    emi_fault_thread_fini();
     emi_sched_set_self(NULL);
 }

@@ -154,8 +154,7 @@ static void save_image(emi_proc *r, emi_xstack *x)
         unsigned char *img = emi_pool_alloc(cap);
         if (!img) {
             /* Losing the frames would corrupt the process: nothing can recover. */
-            fprintf(stderr, "ember: out of memory saving the stack of a process\n");
-            abort();
+            emi_fatal("out of memory saving the stack of a process");
         }
         emi_pool_free(r->img, r->img_cap);
         r->img = img;
@@ -180,8 +179,7 @@ static emi_xstack *next_stack(emi_sched *s, bool may_map)
         if (map_stack(x, emi_rt_g->cfg.stack_size) != 0) {
             x = &s->stacks[0];
             if (!x->map && map_stack(x, emi_rt_g->cfg.stack_size) != 0) {
-                fprintf(stderr, "ember: cannot map an execution stack\n");
-                abort();
+                emi_fatal("cannot map an execution stack");
             }
         }
     }
@@ -302,8 +300,7 @@ int emi_stack_enter(emi_sched *s, emi_proc *p)
             x = NULL;
         }
         if (!x) {
-            fprintf(stderr, "ember: cannot map a process stack\n");
-            abort();
+            emi_fatal("cannot map a process stack");
         }
         p->xs = x;
         boot_frame(p, x);
