@@ -56,42 +56,57 @@ size_t emi_pool_size(size_t n)
     return n <= EMI_POOL_MAX ? (n + CLASS_BYTES - 1) & ~(size_t)(CLASS_BYTES - 1) : n;
 }
 
-void *emi_pool_alloc(size_t n)
+/* Refill this thread's empty class c cache with a batch from the depot. Kept out
+ * of line so the allocation fast path stays a few instructions. */
+__attribute__((noinline, cold)) static struct free_obj *from_depot(size_t c)
 {
-    size_t sz = emi_pool_size(n);
-    if (sz <= EMI_POOL_MAX) {
-        size_t c = sz / CLASS_BYTES - 1;
-        struct free_obj *o = pool.head[c];
-        /* Relaxed peek: a stale count only costs one lock or one malloc. */
-        if (!o && atomic_load_explicit(&depot[c].n, memory_order_relaxed)) {
-            pthread_once(&depot_once, depot_init);
-            pthread_mutex_lock(&depot[c].lock);
-            o = depot[c].batches;
-            if (o) {
-                depot[c].batches = o->next_batch;
-                atomic_store_explicit(&depot[c].n, atomic_load_explicit(&depot[c].n, memory_order_relaxed) - 1,
-                                      memory_order_relaxed);
-            }
-            pthread_mutex_unlock(&depot[c].lock);
-            if (o) {
-                pool.head[c] = o;
-                pool.count[c] = BATCH;
-            }
-        }
-        if (o) {
-            pool.head[c] = o->next;
-            pool.count[c]--;
-            return o;
-        }
-        /* malloc's 16-byte alignment is all these objects need; aligned_alloc
-         * costs more than the object (it splits and frees the slack). */
-        return malloc(sz);
+    pthread_once(&depot_once, depot_init);
+    pthread_mutex_lock(&depot[c].lock);
+    struct free_obj *o = depot[c].batches;
+    if (o) {
+        depot[c].batches = o->next_batch;
+        atomic_store_explicit(&depot[c].n, atomic_load_explicit(&depot[c].n, memory_order_relaxed) - 1,
+                              memory_order_relaxed);
     }
+    pthread_mutex_unlock(&depot[c].lock);
+    if (o) {
+        pool.head[c] = o;
+        pool.count[c] = BATCH;
+    }
+    return o;
+}
+
+/* The cache of the class is empty: a batch from the depot, else malloc. */
+__attribute__((noinline)) static void *alloc_slow(size_t sz, size_t c)
+{
+    /* Relaxed peek: a stale count only costs one lock or one malloc. */
+    struct free_obj *o = atomic_load_explicit(&depot[c].n, memory_order_relaxed) ? from_depot(c) : NULL;
+    if (o) {
+        pool.head[c] = o->next;
+        pool.count[c]--;
+        return o;
+    }
+    /* malloc's 16-byte alignment is all these objects need; aligned_alloc costs
+     * more than the object (it splits and frees the slack). */
     return malloc(sz);
 }
 
+void *emi_pool_alloc(size_t n)
+{
+    size_t sz = emi_pool_size(n);
+    if (sz > EMI_POOL_MAX)
+        return malloc(sz);
+    size_t c = sz / CLASS_BYTES - 1;
+    struct free_obj *o = pool.head[c];
+    if (!o)
+        return alloc_slow(sz, c);
+    pool.head[c] = o->next;
+    pool.count[c]--;
+    return o;
+}
+
 /* Move a batch of this thread's class c objects to the depot, if it has room. */
-static void to_depot(size_t c)
+__attribute__((noinline, cold)) static void to_depot(size_t c)
 {
     pthread_once(&depot_once, depot_init);
     struct free_obj *first = pool.head[c], *last = first;
@@ -113,26 +128,41 @@ static void to_depot(size_t c)
         pool.count[c] -= BATCH;
 }
 
+/* The cache of the class is full: hand a batch to the depot, else free(). */
+__attribute__((noinline)) static void free_slow(void *p, size_t c)
+{
+    /* Relaxed peek at the depot's size: a full depot means free() below,
+     * without walking a batch for nothing. */
+    if (atomic_load_explicit(&depot[c].n, memory_order_relaxed) < DEPOT_MAX)
+        to_depot(c);
+    if (pool.count[c] < KEEP) {
+        struct free_obj *o = p;
+        o->next = pool.head[c];
+        pool.head[c] = o;
+        pool.count[c]++;
+        return;
+    }
+    free(p);
+}
+
 void emi_pool_free(void *p, size_t n)
 {
     if (!p)
         return;
     size_t sz = emi_pool_size(n);
-    if (sz <= EMI_POOL_MAX) {
-        size_t c = sz / CLASS_BYTES - 1;
-        /* Relaxed peek at the depot's size: a full depot means free() below,
-         * without walking a batch for nothing. */
-        if (pool.count[c] == KEEP && atomic_load_explicit(&depot[c].n, memory_order_relaxed) < DEPOT_MAX)
-            to_depot(c);
-        if (pool.count[c] < KEEP) {
-            struct free_obj *o = p;
-            o->next = pool.head[c];
-            pool.head[c] = o;
-            pool.count[c]++;
-            return;
-        }
+    if (sz > EMI_POOL_MAX) {
+        free(p);
+        return;
     }
-    free(p);
+    size_t c = sz / CLASS_BYTES - 1;
+    if (pool.count[c] == KEEP) {
+        free_slow(p, c);
+        return;
+    }
+    struct free_obj *o = p;
+    o->next = pool.head[c];
+    pool.head[c] = o;
+    pool.count[c]++;
 }
 
 void emi_pool_thread_fini(void)

@@ -102,7 +102,7 @@ void emi_mailbox_close(emi_proc *p)
 }
 
 /* One writer (the process); relaxed, a figure for introspection. */
-static void mq_len_add(emi_proc *p, size_t n, int sign)
+static inline void mq_len_add(emi_proc *p, size_t n, int sign)
 {
     size_t v = atomic_load_explicit(&p->mq_len, memory_order_relaxed);
     atomic_store_explicit(&p->mq_len, sign > 0 ? v + n : v - n, memory_order_relaxed);
@@ -150,7 +150,7 @@ static void handle_signals(emi_proc *p, emi_block *before)
 }
 
 /* Move everything in the inbox to the private queue; false if it was empty. */
-static bool take_inbox(emi_proc *p)
+static inline bool take_inbox(emi_proc *p)
 {
     if (atomic_load_explicit(&p->inbox, memory_order_relaxed) == NULL)
         return false;
