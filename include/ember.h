@@ -330,6 +330,154 @@ em_pid_t em_whereis(em_term name);
  * (Erlang raises badarg). */
 int em_send_named(em_term name, em_term msg);
 
+/* -------------------------------------------------------- supervisors */
+
+/* OTP's supervisor (its "supervisor" manual page is the spec; docs/supervisors.md
+ * is the guide). A supervisor is a process that traps exits, starts its children
+ * in order, each linked to it, and restarts them when they end, according to
+ * each child's restart type and its own strategy. It runs with the entry name
+ * "em_supervisor" (em_proc_info.entry), so a tool can find supervisors among
+ * em_processes and walk the tree with em_supervisor_which_children.
+ *
+ * Children are stopped in reverse start order, each in turn: the supervisor
+ * monitors and unlinks the child, sends it exit(shutdown), waits up to its
+ * shutdown time for it to end, and then sends exit(kill). When more than
+ * `intensity` restarts happen within `period_ms`, the supervisor stops all its
+ * children, prints one line on stderr (reached_max_restart_intensity) and ends
+ * with reason shutdown. An exit signal from its parent (the process that
+ * started it) makes it stop its children and end with the same reason; so does
+ * an exit signal with a reason other than normal from any process that is not
+ * one of its children (em_supervisor_stop sends one).
+ *
+ * A supervisor keeps its state in its own heap, so nothing leaks when it is
+ * killed; while it runs, its heap holds its argument and its children table
+ * (about 150 bytes a child, plus the child's arg) and at most 64 KiB of restart
+ * history. */
+
+typedef enum em_restart {
+    EM_PERMANENT = 0,    /* always restarted */
+    EM_TRANSIENT,        /* restarted unless it ends with normal, shutdown or [shutdown, _] */
+    EM_TEMPORARY,        /* never restarted; forgotten by the supervisor once it ends */
+} em_restart;
+
+typedef enum em_strategy {
+    EM_ONE_FOR_ONE = 0,  /* restart the child that ended */
+    EM_ONE_FOR_ALL,      /* stop every other child, then restart them all in order */
+    EM_REST_FOR_ONE,     /* stop the children started after it, then restart it and them */
+} em_strategy;
+
+/* Values of em_child_spec.shutdown_ms besides a positive number of ms and
+ * EM_INFINITY. The default (0, what a zeroed spec holds) is OTP's: 5,000 ms for a
+ * worker, EM_INFINITY for a supervisor. */
+#define EM_SHUTDOWN_DEFAULT 0
+#define EM_BRUTAL_KILL (-2)      /* exit(kill) at once */
+
+/* The most children one supervisor takes. */
+#define EM_SUP_MAX_CHILDREN 65536
+
+/* A child: id names it within its supervisor (1 to 255 bytes, unique; it is
+ * interned as an atom, so keep the set of ids small and fixed, and it is also the
+ * child's entry name). start(arg) runs as the child process; arg is copied, and
+ * EM_NONE (what a zeroed spec holds) is passed as nil. supervisor says the child is
+ * itself a supervisor: arg comes from em_supervisor_arg, and start is
+ * em_supervisor_main or a function that ends by calling it with its argument (the
+ * parent waits for it to report that its children are up). */
+typedef struct em_child_spec {
+    const char *id;
+    em_proc_fn start;
+    em_term arg;
+    em_restart restart;
+    int64_t shutdown_ms;         /* EM_SHUTDOWN_DEFAULT, EM_BRUTAL_KILL, N > 0, EM_INFINITY */
+    bool supervisor;
+} em_child_spec;
+
+/* At most `intensity` (>= 0) restarts within `period_ms` (> 0). Restart times are
+ * kept to the millisecond for periods up to 4,096 ms, and to 1/4,096 of the
+ * period beyond. */
+typedef struct em_sup_flags {
+    em_strategy strategy;
+    int intensity;
+    int64_t period_ms;
+} em_sup_flags;
+
+/* em_sup_flags_init fills f with OTP's defaults: one_for_one, 1 restart in
+ * 5,000 ms. Callable anywhere; does not switch. */
+void em_sup_flags_init(em_sup_flags *f);
+
+/* em_supervisor_start_link starts a supervisor linked to the caller and returns
+ * once it has started all its children, in order, each with em_spawn_link (a
+ * child that is a supervisor has started its own children by then). flags and
+ * children are copied: the caller may free them on return, and the caller's heap
+ * is left as it was. *out (may be NULL) receives the supervisor's pid. If a child
+ * cannot be started, the supervisor stops the children it started and ends
+ * without signalling the caller, and the call returns the spawn's error.
+ * EM_EINVAL for a NULL flags, a flag out of range, n > EM_SUP_MAX_CHILDREN,
+ * children NULL with n > 0, a NULL, empty, too long or repeated id, a NULL start,
+ * a bad restart or shutdown_ms, supervisor set with an arg that does not come
+ * from em_supervisor_arg (or unset with start = em_supervisor_main); EM_ESYSLIMIT,
+ * EM_ENOMEM, EM_ETOOBIG; EM_ENOPROC if the supervisor was killed before its
+ * children were up. Process only; may switch. */
+int em_supervisor_start_link(const em_sup_flags *flags, const em_child_spec *children,
+                             size_t n, em_pid_t *out);
+
+/* em_supervisor_arg checks flags and children as em_supervisor_start_link does
+ * and builds, in the current heap, the argument of a supervisor that is a child of
+ * another: {.start = em_supervisor_main, .arg = <*out>, .supervisor = true}. The
+ * parent supervisor starts it like em_supervisor_start_link: it waits for the
+ * nested supervisor's children to be up before it starts its next child. Works
+ * wherever terms can be built; does not switch. */
+int em_supervisor_arg(const em_sup_flags *flags, const em_child_spec *children, size_t n,
+                      em_term *out);
+
+/* em_supervisor_main is the supervisor process's function; it never returns (a
+ * supervisor ends with em_exit). Its argument must come from em_supervisor_arg:
+ * a malformed one ends it with reason badarg, after one line on stderr. Spawned
+ * by hand (em_spawn_link(em_supervisor_main, arg, &pid)) it does not know its
+ * parent, and only exit signals with reasons other than normal stop it. */
+void em_supervisor_main(em_term arg);
+
+/* What em_supervisor_which_children reports of a child. id is the interned atom's
+ * name: it lives until the program ends. pid is 0 while the child is not running. */
+typedef struct em_child_info {
+    const char *id;
+    em_pid_t pid;
+    em_restart restart;
+    bool supervisor;
+} em_child_info;
+
+/* em_supervisor_which_children asks sup for its children, in start order: up to
+ * cap go to out (may be NULL when cap is 0), and *count (may be NULL) is how many
+ * there are. A synchronous call: it monitors sup, sends a request and waits up to
+ * timeout_ms (EM_INFINITY: for ever) for the reply. EM_ENOPROC if sup is not
+ * running or ends before it replies, EM_ETIMEDOUT (a reply that comes later is
+ * left in the mailbox as ['$em_sup_reply', Ref, Result]; a process that is not
+ * a supervisor never replies), EM_EINVAL for a pid that cannot be local or the
+ * caller's own, EM_ENOMEM. The caller's heap is left as it was. Process only;
+ * may switch. */
+int em_supervisor_which_children(em_pid_t sup, em_child_info *out, size_t cap, size_t *count,
+                                 int64_t timeout_ms);
+
+/* em_supervisor_terminate_child stops child id as the supervisor stops children
+ * and keeps its spec (a temporary child is forgotten); it is not restarted until
+ * em_supervisor_restart_child, or until a one_for_all or rest_for_one restart
+ * takes it along. 0 (also if it was not running), EM_ENOTFOUND for an unknown id,
+ * and the errors of em_supervisor_which_children. Process only; may switch. */
+int em_supervisor_terminate_child(em_pid_t sup, const char *id, int64_t timeout_ms);
+
+/* em_supervisor_restart_child starts child id again after
+ * em_supervisor_terminate_child (or after a transient child ended normally). It
+ * does not count as a restart for the intensity. 0, EM_EEXIST if it is running,
+ * EM_ENOTFOUND for an unknown id, the spawn's error, and the errors of
+ * em_supervisor_which_children. Process only; may switch. */
+int em_supervisor_restart_child(em_pid_t sup, const char *id, int64_t timeout_ms);
+
+/* em_supervisor_stop unlinks the caller from sup (so the caller is not taken down
+ * with it), sends sup exit(shutdown) and waits up to timeout_ms for it to end,
+ * which it does after stopping its children. 0 once it has ended, EM_ENOPROC if
+ * it was not running, EM_ETIMEDOUT (it goes on stopping). Not for a child of sup:
+ * its exit signal would read as its own end. Process only; may switch. */
+int em_supervisor_stop(em_pid_t sup, int64_t timeout_ms);
+
 /* ------------------------------------------------------ introspection */
 
 typedef enum em_status {
@@ -343,7 +491,7 @@ typedef struct em_proc_info {
     em_pid_t pid;
     em_status status;
     size_t mailbox_len;
-    size_t memory_bytes;         /* process struct, saved stack, heap */
+    size_t memory_bytes;         /* process struct, saved stack, heap, links and monitors */
     uint64_t reductions;
     const char *entry;           /* name given at spawn (static string) */
     em_term name;                /* registered name, or EM_NONE */

@@ -14,7 +14,8 @@
  * the interrupted stack pointer (the System V red zone, which a leaf function may
  * be using, stays untouched), as if that code had called us. We save everything
  * the interrupted code may have live -- every general register, the flags, and
- * the whole vector and x87 state with XSAVE -- call emi_preempt_entry, restore,
+ * the vector and x87 state with XSAVE (the components in emi_xsave_mask) -- call
+ * emi_preempt_entry, restore,
  * and `ret $128` returns to the instruction with the stack pointer as it was.
  */
 #if defined(__x86_64__)
@@ -66,13 +67,13 @@ emi_preempt_tramp:
     movq %rax, 552(%rsp)
     movq %rax, 560(%rsp)
     movq %rax, 568(%rsp)
-    movl $-1, %eax
-    movl $-1, %edx
+    movl emi_xsave_mask(%rip), %eax
+    movl emi_xsave_mask+4(%rip), %edx
     xsave64 (%rsp)
     cld                             /* the ABI's direction flag for C */
     call emi_preempt_entry
-    movl $-1, %eax
-    movl $-1, %edx
+    movl emi_xsave_mask(%rip), %eax
+    movl emi_xsave_mask+4(%rip), %edx
     xrstor64 (%rsp)
     movq %rbx, %rsp
     popq %r15

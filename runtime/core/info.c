@@ -64,7 +64,7 @@ int em_process_info(em_pid_t pid, em_proc_info *out)
     out->entry = p->entry;
     out->name = atomic_load_explicit(&p->name, memory_order_relaxed);
     out->scheduler = atomic_load_explicit(&p->sched_id, memory_order_relaxed);
-    emi_relations_counts(p, &out->links, &out->monitored_by);
+    out->memory_bytes += emi_relations_counts(p, &out->links, &out->monitored_by);
     out->trap_exit = atomic_load_explicit(&p->trap_exit, memory_order_relaxed);
     return 0;
 }

@@ -196,6 +196,8 @@ typedef struct emi_rt {
     atomic_uint pid_next;           /* indices never used start here */
 
     _Alignas(EMI_CACHELINE) atomic_uint proc_count;   /* live processes + credits held */
+    atomic_int slots_wanted;        /* a spawn at the limit asks schedulers to give back
+                                       the slots and indices they keep (proc.c) */
     _Alignas(EMI_CACHELINE) atomic_uint_fast64_t epoch;   /* QSBR */
     _Alignas(EMI_CACHELINE) atomic_uint n_sleeping;
     atomic_uint n_spinning;
@@ -250,6 +252,7 @@ emi_proc *emi_current(void);
 
 /* proc/proc.c */
 void emi_credits_return(emi_sched *s);              /* an idle scheduler gives its credits back */
+void emi_slots_return(emi_sched *s);                /* credits and cached pid indices, on request */
 uint32_t emi_live_processes(void);
 emi_proc *emi_proc_lookup(em_pid_t pid);      /* live or recently ended, or NULL */
 void emi_proc_destroy(emi_sched *s, emi_proc *p);   /* scheduler context, after exit */
@@ -288,7 +291,9 @@ int emi_spawn_relate(emi_proc *parent, emi_proc *child, int opts, uint64_t *ref_
 uint64_t emi_monitor_ref_id(em_pid_t target);      /* a fresh monitor ref's counter */
 _Noreturn void emi_proc_end(emi_proc *p, em_term reason);
 void emi_signals_init(void);                        /* as the runtime starts */
-void emi_relations_counts(emi_proc *p, uint32_t *links, uint32_t *monitored_by);
+em_term emi_atom_stack_overflow(void);
+/* emi_relations_counts: p's links and live monitors; returns its table's bytes. */
+size_t emi_relations_counts(emi_proc *p, uint32_t *links, uint32_t *monitored_by);
 #define EMI_SPAWN_LINK 1
 #define EMI_SPAWN_MONITOR 2
 /* emi_preempt_request: p was sent an exit signal; if it is running a long slice
@@ -365,6 +370,7 @@ int emi_preempt_start(emi_rt *rt);
 void emi_preempt_stop(emi_rt *rt);
 void emi_preempt_entry(void);             /* via emi_preempt_tramp: yield */
 extern uint32_t emi_xsave_size;           /* bytes the trampoline reserves for XSAVE */
+extern uint64_t emi_xsave_mask;           /* the components it saves */
 
 /* timer/timer.c */
 int emi_timers_init(emi_sched *s);

@@ -173,9 +173,9 @@ int em_run(const em_config *cfg, em_proc_fn root, em_term arg)
     }
     emi_preempt_start(rt);
     emi_sched_loop(rt->scheds[0]);
+    emi_preempt_stop(rt);   /* before the threads it signals are joined */
     for (int i = 1; i < started; i++)
         pthread_join(rt->scheds[i]->thread, NULL);
-    emi_preempt_stop(rt);
     int status = atomic_load_explicit(&rt->halt_status, memory_order_relaxed);
     emi_fault_uninstall();
     rt_free(rt);

@@ -117,6 +117,24 @@ static void chain(int sig)
 
 static void on_fault(int sig, siginfo_t *si, void *uctx)
 {
+    /* Sent with kill() or sigqueue() -- by an operator (kill -ABRT for a core)
+     * or by any thread -- rather than raised by the faulting code or by its own
+     * raise() or abort() (SI_TKILL from this process). */
+    if (si->si_code <= 0 && !(si->si_code == SI_TKILL && si->si_pid == getpid())) {
+        /* Not a fault of whatever runs here: do what the signal would have done
+         * without us. It is blocked while we run, so it lands when we return. */
+        char msg[96];
+        size_t n = put_str(msg, 0, sizeof msg, "ember: ");
+        n = put_str(msg, n, sizeof msg, sig_name(sig));
+        n = put_str(msg, n, sizeof msg, " sent by process ");
+        n = put_num(msg, n, sizeof msg, (uint64_t)si->si_pid, 10);
+        n = put_str(msg, n, sizeof msg, "\n");
+        ssize_t w = write(2, msg, n);
+        (void)w;
+        sigaction(sig, &previous[slot_of(sig)], NULL);
+        raise(sig);
+        return;
+    }
     ucontext_t *uc = uctx;
     uintptr_t pc = (uintptr_t)uc->uc_mcontext.gregs[REG_RIP];
     uintptr_t sp = (uintptr_t)uc->uc_mcontext.gregs[REG_RSP];
@@ -166,7 +184,7 @@ void emi_fault_entry(void)
     if (s->fault_overflow) {
         fprintf(stderr, "ember: process %s (%s) overflowed its stack of %zu bytes and ends\n", pid,
                 p->entry, (size_t)(p->xs->hi - p->xs->lo));
-        reason = em_atom("stack_overflow");
+        reason = emi_atom_stack_overflow();
     } else {
         char lower[16];
         const char *name = sig_name(s->fault_sig);

@@ -5,6 +5,8 @@
  * process can resume on another thread after any switch: an inlined thread-local
  * access could reuse the address of the previous thread's variable.
  */
+#include <stdio.h>
+
 #include "core/rt.h"
 
 static _Thread_local emi_sched *self_sched;
@@ -18,11 +20,31 @@ __attribute__((noinline)) emi_sched *emi_sched_self(void)
 
 void emi_sched_set_self(emi_sched *s) { self_sched = s; }
 
+/* Stack every runtime call may need below the caller's frame. A process that
+ * calls ember with less left ends here with stack_overflow, before the runtime
+ * has changed anything, instead of faulting halfway through an update inside the
+ * runtime (which would have to stop the node). */
+#define STACK_RESERVE (16 * 1024)
+
+__attribute__((noinline, cold)) static void out_of_stack(emi_proc *p)
+{
+    /* Nothing here may call emi_current (no term builders): it would land here. */
+    fprintf(stderr, "ember: process <0.%u.%u> (%s) ran out of stack in a call to ember and ends\n",
+            em_pid_index(p->pid), em_pid_serial(p->pid), p->entry);
+    emi_proc_end(p, emi_atom_stack_overflow());
+}
+
 __attribute__((noinline)) emi_proc *emi_current(void)
 {
     emi_sched *s = self_sched;
     __asm__ volatile("" ::: "memory");
-    return s ? s->current : NULL;
+    emi_proc *p = s ? s->current : NULL;
+    if (p && p->xs) {
+        uintptr_t sp = (uintptr_t)__builtin_frame_address(0);
+        if (sp >= (uintptr_t)p->xs->map && sp < (uintptr_t)p->xs->lo + STACK_RESERVE)
+            out_of_stack(p);
+    }
+    return p;
 }
 
 struct em_heap *emi_proc_heap(void)

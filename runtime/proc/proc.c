@@ -11,6 +11,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/mman.h>
+#include <time.h>
 
 #include "core/rt.h"
 #include "mem/pool.h"
@@ -73,6 +74,41 @@ static uint32_t pid_index_alloc(emi_rt *rt, emi_sched *s)
     return idx;
 }
 
+/* Every index has been handed out once: free ones may sit in other schedulers'
+ * caches. Ask them back (their loops flush them: emi_slots_return) and look
+ * again for a moment. */
+static uint32_t pid_index_alloc_hard(emi_rt *rt, emi_sched *s)
+{
+    uint32_t idx = 0;
+    for (int tries = 0; tries < 200 && !idx; tries++) {
+        /* Relaxed: a request; the mutex on the free list carries the indices. */
+        atomic_store_explicit(&rt->slots_wanted, 1, memory_order_relaxed);
+        struct timespec ts = {0, 10000};
+        nanosleep(&ts, NULL);
+        idx = pid_index_alloc(rt, s);
+    }
+    atomic_store_explicit(&rt->slots_wanted, 0, memory_order_relaxed);
+    return idx;
+}
+
+/* A scheduler's loop, asked by a spawn at the limit: give back the process
+ * slots (credits) and table indices kept here. */
+void emi_slots_return(emi_sched *s)
+{
+    emi_rt *rt = emi_rt_g;
+    emi_credits_return(s);
+    if (s->pid_cache_len) {
+        pthread_mutex_lock(&rt->pid_lock);
+        uint32_t *f = realloc(rt->pid_free, (rt->pid_free_len + s->pid_cache_len) * sizeof(uint32_t));
+        if (f) {
+            rt->pid_free = f;
+            while (s->pid_cache_len)
+                f[rt->pid_free_len++] = s->pid_cache[--s->pid_cache_len];
+        }
+        pthread_mutex_unlock(&rt->pid_lock);
+    }
+}
+
 static void pid_index_free(emi_rt *rt, emi_sched *s, uint32_t idx)
 {
     rt->serials[idx] = (rt->serials[idx] + 1) & PID_SERIAL_MASK;
@@ -120,6 +156,15 @@ static void credits_set(emi_sched *s, uint32_t v)
     atomic_store_explicit(&s->credits, v, memory_order_relaxed);
 }
 
+static bool credits_elsewhere(emi_rt *rt, emi_sched *s)
+{
+    for (int i = 0; i < rt->nsched; i++)
+        /* Relaxed: a hint; the retry reads the count itself. */
+        if (rt->scheds[i] != s && atomic_load_explicit(&rt->scheds[i]->credits, memory_order_relaxed))
+            return true;
+    return false;
+}
+
 static int slot_take(emi_rt *rt, emi_sched *s)
 {
     uint32_t c = atomic_load_explicit(&s->credits, memory_order_relaxed);
@@ -134,11 +179,26 @@ static int slot_take(emi_rt *rt, emi_sched *s)
         return 0;
     }
     atomic_fetch_sub_explicit(&rt->proc_count, CREDIT_BATCH, memory_order_relaxed);
-    n = atomic_fetch_add_explicit(&rt->proc_count, 1, memory_order_relaxed);
-    if (n < rt->cfg.max_processes)
-        return 0;
-    atomic_fetch_sub_explicit(&rt->proc_count, 1, memory_order_relaxed);
-    return EM_ESYSLIMIT;
+    for (int tries = 0;; tries++) {
+        n = atomic_fetch_add_explicit(&rt->proc_count, 1, memory_order_relaxed);
+        if (n < rt->cfg.max_processes) {
+            if (tries)
+                atomic_store_explicit(&rt->slots_wanted, 0, memory_order_relaxed);
+            return 0;
+        }
+        atomic_fetch_sub_explicit(&rt->proc_count, 1, memory_order_relaxed);
+        /* At the limit, unless other schedulers sit on credits of processes
+         * that ended there: ask for them back (their loops return them) and
+         * look again for a moment, so the limit counts live processes only. */
+        if (tries == 200 || !credits_elsewhere(rt, s)) {
+            atomic_store_explicit(&rt->slots_wanted, 0, memory_order_relaxed);
+            return EM_ESYSLIMIT;
+        }
+        /* Relaxed: a request; the count itself is re-read above. */
+        atomic_store_explicit(&rt->slots_wanted, 1, memory_order_relaxed);
+        struct timespec ts = {0, 10000};
+        nanosleep(&ts, NULL);
+    }
 }
 
 /* Give back n slots; true when that leaves the node with no process at all. */
@@ -168,6 +228,13 @@ void emi_credits_return(emi_sched *s)
 static void slot_put(emi_rt *rt, emi_sched *s)
 {
     uint32_t c = atomic_load_explicit(&s->credits, memory_order_relaxed) + 1;
+    /* Near the limit, a slot goes straight back: another scheduler may need it. */
+    if (atomic_load_explicit(&rt->proc_count, memory_order_relaxed) + (uint32_t)rt->nsched * 2 * CREDIT_BATCH >
+        rt->cfg.max_processes) {
+        credits_set(s, c - 1);
+        stop_if_empty(rt, slots_give(rt, 1));
+        return;
+    }
     if (c > 2 * CREDIT_BATCH) {
         credits_set(s, c - CREDIT_BATCH);
         stop_if_empty(rt, slots_give(rt, CREDIT_BATCH));
@@ -223,6 +290,8 @@ static int proc_create(emi_sched *s, em_proc_fn fn, const char *name, em_term ar
         goto fail;
     }
     uint32_t idx = pid_index_alloc(rt, s);
+    if (!idx)
+        idx = pid_index_alloc_hard(rt, s);
     if (!idx) {
         err = EM_ESYSLIMIT;
         goto fail;

@@ -84,25 +84,35 @@ static void put(emi_reltab *t, const emi_rel *r)
     t->len++;
 }
 
+/* An entry worth keeping: a link, or a monitor whose monitoring process lives.
+ * (A process that ends does not remove the monitors it set: they are dropped
+ * here, when their target's table grows or is counted.) */
+static bool live(const emi_rel *e)
+{
+    return e->kind == REL_LINK || (e->kind == REL_MON_IN && emi_proc_lookup(e->pid));
+}
+
 int emi_rel_add(emi_proc *p, int kind, uint64_t key, em_pid_t pid)
 {
     emi_reltab *t = p->rels;
     /* Keep the load at or under 3/4 so probes stay short and a slot is free. */
     if (!t || (t->len + 1) * 4 > t->cap * 3) {
-        uint32_t cap = t ? t->cap * 2 : 4;
+        /* Size the new table from what survives, so that a long-lived process
+         * monitored by many short-lived ones keeps a table the size of its live
+         * monitors: amortised O(1), and it shrinks. */
+        uint32_t keep = 0;
+        for (uint32_t i = 0; t && i < t->cap; i++)
+            keep += t->e[i].kind && live(&t->e[i]);
+        uint32_t cap = 4;
+        while ((keep + 1) * 2 > cap)
+            cap *= 2;
         emi_reltab *n = tab_new(cap);
         if (!n)
             return EM_ENOMEM;
-        if (t) {
-            /* The monitors of processes that ended without removing them are
-             * dropped here, so a long-lived process monitored by many short-lived
-             * ones keeps a table the size of its live monitors (amortised O(1)). */
-            for (uint32_t i = 0; i < t->cap; i++)
-                if (t->e[i].kind == REL_LINK ||
-                    (t->e[i].kind == REL_MON_IN && emi_proc_lookup(t->e[i].pid)))
-                    put(n, &t->e[i]);
-            emi_reltab_free(t);
-        }
+        for (uint32_t i = 0; t && i < t->cap; i++)
+            if (t->e[i].kind && live(&t->e[i]))
+                put(n, &t->e[i]);
+        emi_reltab_free(t);
         p->rels = t = n;
     }
     emi_rel r = {.key = key, .pid = pid, .kind = (uint8_t)kind, .exiting = 0};
@@ -145,7 +155,7 @@ void emi_rel_count(emi_proc *p, uint32_t *links, uint32_t *monitored_by)
     for (uint32_t i = 0; t && i < t->cap; i++) {
         if (t->e[i].kind == REL_LINK)
             l++;
-        else if (t->e[i].kind == REL_MON_IN)
+        else if (t->e[i].kind == REL_MON_IN && live(&t->e[i]))
             m++;
     }
     *links = l;

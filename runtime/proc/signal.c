@@ -22,7 +22,8 @@
 #include "core/rt.h"
 #include "proc/relations.h"
 
-static em_term a_exit, a_down, a_process, a_normal, a_kill, a_killed, a_noproc, a_badarg;
+static em_term a_exit, a_down, a_process, a_normal, a_kill, a_killed, a_noproc, a_badarg,
+    a_stack_overflow;
 
 void emi_signals_init(void)
 {
@@ -34,7 +35,10 @@ void emi_signals_init(void)
     a_killed = em_atom("killed");
     a_noproc = em_atom("noproc");
     a_badarg = em_atom("badarg");
+    a_stack_overflow = em_atom("stack_overflow");
 }
+
+em_term emi_atom_stack_overflow(void) { return a_stack_overflow; }
 
 /* ---------------------------------------------------------- signal blocks */
 
@@ -205,16 +209,20 @@ void emi_relations_fire(emi_proc *p)
             continue;
         emi_rel_lock(q);
         emi_rel *r = emi_rel_find(q, REL_LINK, p->pid);
+        bool sent = false;
         if (r && !r->exiting) {
             emi_block *b = exit_block(p->pid, reason, SIG_EXIT_LINK);
             if (b) {
                 r->exiting = 1;
                 send_exit_signal(q, b);
+                sent = true;
             } else {
                 lost("link exit signal");
             }
         }
         emi_rel_unlock(q);
+        if (sent && reason != a_normal)
+            emi_preempt_request(q);   /* a linked process spinning in C hears now */
     }
     emi_reltab_free(t);
 }
@@ -287,6 +295,26 @@ bool em_trap_exit(bool on)
     return atomic_exchange_explicit(&p->trap_exit, on, memory_order_relaxed);
 }
 
+/* Take the relation locks of two processes in a fixed order (process table index),
+ * so two processes linking or unlinking each other at once cannot deadlock. No
+ * other path holds two relation locks. */
+static void lock_pair(emi_proc *a, emi_proc *b)
+{
+    if (em_pid_index(a->pid) > em_pid_index(b->pid)) {
+        emi_proc *t = a;
+        a = b;
+        b = t;
+    }
+    emi_rel_lock(a);
+    emi_rel_lock(b);
+}
+
+static void unlock_pair(emi_proc *a, emi_proc *b)
+{
+    emi_rel_unlock(a);
+    emi_rel_unlock(b);
+}
+
 int em_link(em_pid_t pid)
 {
     emi_proc *p = emi_current();
@@ -295,32 +323,30 @@ int em_link(em_pid_t pid)
     int rc = check_pid(pid);
     if (rc || pid == p->pid)
         return rc;
-    emi_rel_lock(p);
-    if (emi_rel_find(p, REL_LINK, pid)) {
-        emi_rel_unlock(p);
-        return 0;
+    /* Both tables change in one critical section under both locks: a link is
+     * never half made, whatever the peer does meanwhile (unlink, link, end). */
+    emi_proc *q = emi_proc_lookup(pid);
+    bool dead = !q;
+    if (q) {
+        lock_pair(p, q);
+        dead = q->rel_dead;
+        if (!dead) {
+            if (!emi_rel_find(p, REL_LINK, pid))
+                rc = emi_rel_add(p, REL_LINK, pid, pid);
+            if (!rc && !emi_rel_find(q, REL_LINK, p->pid) &&
+                (rc = emi_rel_add(q, REL_LINK, p->pid, p->pid)) != 0)
+                emi_rel_remove(p, REL_LINK, pid);
+        } else {
+            /* Linked before it died: its exit signal is on its way to us. */
+            emi_rel *e = emi_rel_find(p, REL_LINK, pid);
+            if (e && e->exiting)
+                dead = false;
+        }
+        unlock_pair(p, q);
     }
-    rc = emi_rel_add(p, REL_LINK, pid, pid);
-    emi_rel_unlock(p);
     if (rc)
         return rc;
-    /* Our side first: if the peer dies between the two steps, it either sees
-     * our entry and signals us, or we see it dead below. */
-    emi_proc *q = emi_proc_lookup(pid);
-    bool dead = true;
-    if (q) {
-        emi_rel_lock(q);
-        dead = q->rel_dead;
-        if (!dead && !emi_rel_find(q, REL_LINK, p->pid))
-            rc = emi_rel_add(q, REL_LINK, p->pid, p->pid);
-        emi_rel_unlock(q);
-    }
-    if (dead || rc) {
-        emi_rel_lock(p);
-        emi_rel_remove(p, REL_LINK, pid);
-        emi_rel_unlock(p);
-        if (rc)
-            return rc;
+    if (dead) {
         if (!atomic_load_explicit(&p->trap_exit, memory_order_relaxed))
             return EM_ENOPROC;
         emi_block *b = exit_block(pid, a_noproc, SIG_NONE);
@@ -340,14 +366,16 @@ int em_unlink(em_pid_t pid)
     int rc = check_pid(pid);
     if (rc || pid == p->pid)
         return rc;
-    emi_rel_lock(p);
-    emi_rel_remove(p, REL_LINK, pid);
-    emi_rel_unlock(p);
     emi_proc *q = emi_proc_lookup(pid);
     if (q) {
-        emi_rel_lock(q);
+        lock_pair(p, q);
+        emi_rel_remove(p, REL_LINK, pid);
         emi_rel_remove(q, REL_LINK, p->pid);
-        emi_rel_unlock(q);
+        unlock_pair(p, q);
+    } else {
+        emi_rel_lock(p);
+        emi_rel_remove(p, REL_LINK, pid);
+        emi_rel_unlock(p);
     }
     emi_charge(p, 1);
     return 0;
@@ -472,9 +500,11 @@ int emi_spawn_relate(emi_proc *parent, emi_proc *child, int opts, uint64_t *ref_
     return rc;
 }
 
-void emi_relations_counts(emi_proc *p, uint32_t *links, uint32_t *monitored_by)
+size_t emi_relations_counts(emi_proc *p, uint32_t *links, uint32_t *monitored_by)
 {
     emi_rel_lock(p);
     emi_rel_count(p, links, monitored_by);
+    size_t bytes = p->rels ? sizeof(emi_reltab) + p->rels->cap * sizeof(emi_rel) : 0;
     emi_rel_unlock(p);
+    return bytes;
 }

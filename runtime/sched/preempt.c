@@ -42,17 +42,32 @@
 #define TRAMP_ROOM (16 * 1024)     /* stack the trampoline and a switch may need */
 
 uint32_t emi_xsave_size;           /* read by emi_preempt_tramp */
+uint64_t emi_xsave_mask;           /* the state components it saves (EDX:EAX) */
 static struct sigaction previous;
 static bool handler_installed;
 
+/* Which state components to save, and the room they need: everything the OS
+ * enabled (XCR0) except AMX tiles (bits 17-18), which ember processes do not use,
+ * which are large, and whose restore can trap where the kernel arms them lazily. */
 static bool xsave_init(void)
 {
     unsigned a, b, c, d;
     if (!__get_cpuid(1, &a, &b, &c, &d) || !(c & bit_OSXSAVE))
         return false;
-    if (!__get_cpuid_count(0xD, 0, &a, &b, &c, &d) || b < 576 || b > XSAVE_MAX)
+    unsigned lo, hi;
+    __asm__ volatile("xgetbv" : "=a"(lo), "=d"(hi) : "c"(0));
+    uint64_t mask = ((uint64_t)hi << 32 | lo) & ~((1ull << 17) | (1ull << 18));
+    uint32_t size = 576;            /* legacy area and header */
+    for (unsigned i = 2; i < 63; i++) {
+        if (!(mask & (1ull << i)) || !__get_cpuid_count(0xD, i, &a, &b, &c, &d))
+            continue;
+        if (b + a > size)
+            size = b + a;           /* offset + size of component i */
+    }
+    if (size > XSAVE_MAX)
         return false;
-    emi_xsave_size = b + 64;       /* room to align the area to 64 bytes */
+    emi_xsave_mask = mask;
+    emi_xsave_size = size + 64;     /* room to align the area to 64 bytes */
     return true;
 }
 

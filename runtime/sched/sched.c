@@ -390,7 +390,10 @@ static void run(emi_rt *rt, emi_sched *s, emi_proc *p)
         /* Another scheduler runs a process on this one's stack: try later. */
         emi_stat_add(&s->stat_conflicts, 1);
         emi_qmark(p, 1);
-        emi_runq_push(s, p);
+        if (p->why == WHY_PREEMPT)
+            pinned_push(s, p);   /* it must resume on this thread */
+        else
+            emi_runq_push(s, p);
         cpu_relax();
         return;
     }
@@ -544,7 +547,9 @@ static void idle(emi_rt *rt, emi_sched *s)
     atomic_fetch_sub_explicit(&rt->n_spinning, 1, memory_order_relaxed);
     if (!found) {
         emi_qsbr_reclaim(s, false);
-        emi_credits_return(s);
+        /* A sleeping scheduler keeps no process slots or table indices that a
+         * spawn elsewhere might need at the limit. */
+        emi_slots_return(s);
         /* seq_cst: announce the sleep before the last look at the queues. */
         atomic_store_explicit(&s->sleeping, 1, memory_order_seq_cst);
         atomic_fetch_add_explicit(&rt->n_sleeping, 1, memory_order_seq_cst);
@@ -569,6 +574,10 @@ void emi_sched_loop(emi_sched *s)
         s->tick++;
         if (s->limbo_len && ((s->tick & 63) == 0 || s->limbo_len > 4096))
             emi_qsbr_reclaim(s, false);
+        /* Relaxed: a spawn at the limit asks for unused process slots back
+         * (proc.c); it clears the flag when it is done. */
+        if (atomic_load_explicit(&rt->slots_wanted, memory_order_relaxed))
+            emi_slots_return(s);
         emi_timers_run(s, 0);
         if (atomic_load_explicit(&rt->stopping, memory_order_acquire))
             break;

@@ -52,6 +52,12 @@
 #include <valgrind/valgrind.h>
 #define EMI_VALGRIND 1
 #endif
+#if __has_include(<valgrind/memcheck.h>)
+#include <valgrind/memcheck.h>
+#endif
+#endif
+#ifndef VALGRIND_MAKE_MEM_UNDEFINED
+#define VALGRIND_MAKE_MEM_UNDEFINED(a, n) ((void)(a), (void)(n))
 #endif
 
 void emi_ctx_switch(void **save, void *to);
@@ -109,6 +115,7 @@ static void unmap_stack(emi_xstack *x)
 static void boot_frame(emi_proc *p, emi_xstack *x)
 {
     void **sp = (void **)(x->hi - 16 - 8 - 48);
+    VALGRIND_MAKE_MEM_UNDEFINED(sp, 7 * sizeof(void *));
     sp[0] = 0;                   /* r15 */
     sp[1] = 0;                   /* r14 */
     sp[2] = 0;                   /* r13 */
@@ -200,10 +207,14 @@ int emi_stack_enter(emi_sched *s, emi_proc *p)
     if (x->resident != p) {
         if (x->resident)
             save_image(x->resident, x);
-        if (!p->sp)
+        if (!p->sp) {
             boot_frame(p, x);
-        else
+        } else {
+            /* memcheck marked the part of this stack below the last resident's
+             * stack pointer as gone when its frames popped; it is ours again. */
+            VALGRIND_MAKE_MEM_UNDEFINED(p->sp, p->img_len);
             memcpy(p->sp, p->img, p->img_len);
+        }
         x->resident = p;
     }
     return 0;

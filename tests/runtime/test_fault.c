@@ -184,9 +184,11 @@ static void root_runtime_fault(em_term arg)
     em_halt(3);   /* reached only if the fault went unnoticed */
 }
 
-static void test_runtime_fault_stops_the_node(void **state)
+/* Runs a node with root in a forked child (stderr captured in err, SIG reset to
+ * its default first, so that what ember chains to is the default action) and
+ * returns the child's wait status. */
+static int run_forked(em_proc_fn root, int sig, char *err, size_t cap)
 {
-    (void)state;
     int fds[2];
     assert_int_equal(pipe(fds), 0);
     pid_t child = fork();
@@ -195,20 +197,27 @@ static void test_runtime_fault_stops_the_node(void **state)
         close(fds[0]);
         dup2(fds[1], 2);
         alarm(20);
-        signal(SIGSEGV, SIG_DFL);   /* cmocka's handler would catch what we chain to */
+        signal(sig, SIG_DFL);   /* cmocka's handler would catch what we chain to */
         em_config c = check_config(2);
-        _exit(em_run(&c, root_runtime_fault, EM_NIL) == 3 ? 3 : 4);
+        _exit(em_run(&c, root, EM_NIL) == 3 ? 3 : 4);
     }
     close(fds[1]);
-    char err[4096];
     size_t got = 0;
     ssize_t r;
-    while (got < sizeof err - 1 && (r = read(fds[0], err + got, sizeof err - 1 - got)) > 0)
+    while (got < cap - 1 && (r = read(fds[0], err + got, cap - 1 - got)) > 0)
         got += (size_t)r;
     err[got] = 0;
     close(fds[0]);
     int status = 0;
     assert_int_equal(waitpid(child, &status, 0), child);
+    return status;
+}
+
+static void test_runtime_fault_stops_the_node(void **state)
+{
+    (void)state;
+    char err[4096];
+    int status = run_forked(root_runtime_fault, SIGSEGV, err, sizeof err);
     if (!WIFSIGNALED(status) || WTERMSIG(status) != SIGSEGV) {
         print_error("expected the node to die of SIGSEGV; status %d, stderr: %s\n", status, err);
         fail();
@@ -219,12 +228,90 @@ static void test_runtime_fault_stops_the_node(void **state)
     }
 }
 
+/* Each level calls ember: the stack runs out inside a call to the runtime,
+ * which must still end only this process (review finding: it stopped the node). */
+static int deep_calls(int n)
+{
+    volatile char pad[200];
+    pad[0] = (char)n;
+    em_send(em_self(), EM_ARR(em_int(n), em_atom("x")));
+    em_receive(NULL, 0);
+    if (n >= limit)
+        return 0;
+    return deep_calls(n + 1) + pad[0];
+}
+
+static void overflow_in_calls(em_term a)
+{
+    (void)a;
+    sink = deep_calls(0);
+}
+
+static void root_overflow_in_calls(em_term arg)
+{
+    (void)arg;
+    for (int i = 0; i < 8; i++) {
+        em_pid_t p, who = 0;
+        em_term reason = EM_NONE;
+        CHECK_INT(0, em_spawn_monitor(overflow_in_calls, EM_NIL, &p, NULL));
+        CHECK_INT(0, em_receive_match(NULL, 10000, "['DOWN', _, process, ~p, ~t]", &who, &reason));
+        CHECK(em_is_atom(reason, "stack_overflow"));
+    }
+}
+
+static void test_overflow_inside_a_runtime_call_ends_only_the_process(void **state)
+{
+    (void)state;
+    CHECK_RESET();
+    em_config c = check_config(2);
+    c.stack_size = 128 * 1024;
+    assert_int_equal(em_run(&c, root_overflow_in_calls, EM_NIL), 0);
+    ASSERT_NO_CHECK_FAILURES();
+}
+
+/* A signal sent from outside (kill -ABRT for a core) is not a process's fault:
+ * the node does what the signal asks (review finding: an innocent process was
+ * ended instead, or containment was switched off). */
+static void spinner(em_term a)
+{
+    (void)a;
+    for (;;)
+        em_sleep(1);
+}
+
+static void root_external(em_term arg)
+{
+    (void)arg;
+    em_spawn(spinner, EM_NIL, NULL);
+    em_sleep(50);
+    kill(getpid(), SIGABRT);
+    em_sleep(5000);
+    em_halt(3);   /* reached only if the signal was swallowed */
+}
+
+static void test_signal_from_outside_is_not_a_fault(void **state)
+{
+    (void)state;
+    char err[4096];
+    int status = run_forked(root_external, SIGABRT, err, sizeof err);
+    if (!WIFSIGNALED(status) || WTERMSIG(status) != SIGABRT) {
+        print_error("expected the node to die of SIGABRT; status %d, stderr: %s\n", status, err);
+        fail();
+    }
+    if (!strstr(err, "SIGABRT sent by process") || strstr(err, "aborted (pc")) {
+        print_error("expected the signal reported as sent from outside, got: %s\n", err);
+        fail();
+    }
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_each_fault_ends_only_its_process),
         cmocka_unit_test(test_many_faults_in_parallel),
         cmocka_unit_test(test_runtime_fault_stops_the_node),
+        cmocka_unit_test(test_overflow_inside_a_runtime_call_ends_only_the_process),
+        cmocka_unit_test(test_signal_from_outside_is_not_a_fault),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -204,6 +204,123 @@ static void test_preempted_process_resumes_exactly(void **state)
     ASSERT_NO_CHECK_FAILURES();
 }
 
+/* A preempted process resumes on the thread it was interrupted on, even when
+ * its execution stack is busy when its turn comes (review finding: it was then
+ * queued where another scheduler could take it). Thousands of processes share
+ * the schedulers' stacks; each checks its thread pointer inside a loop that
+ * never calls ember. */
+static atomic_long moved, phases;
+static atomic_int stop_spin;
+
+static inline uintptr_t thread_pointer(void)
+{
+    uintptr_t v;
+    __asm__ volatile("mov %%fs:0, %0" : "=r"(v));
+    return v;
+}
+
+static void spin_then_yield(em_term a)
+{
+    (void)a;
+    while (!atomic_load_explicit(&stop_spin, memory_order_relaxed)) {
+        uintptr_t t0 = thread_pointer();
+        for (volatile long i = 0; i < 1500000; i++)
+            if (thread_pointer() != t0) {
+                atomic_fetch_add(&moved, 1);
+                t0 = thread_pointer();
+            }
+        atomic_fetch_add(&phases, 1);
+        em_yield();
+    }
+}
+
+static void root_stays(em_term arg)
+{
+    (void)arg;
+    for (int i = 0; i < 3000; i++)
+        CHECK_INT(0, em_spawn(spin_then_yield, EM_NIL, NULL));
+    em_sleep(2500);
+    atomic_store(&stop_spin, 1);
+    uint64_t preempted = 0;
+    for (int i = 0; i < 2; i++) {
+        em_sched_info s;
+        CHECK_INT(0, em_scheduler_info(i, &s));
+        preempted += s.preemptions;
+    }
+    print_message("3000 spinners: %ld phases, %llu preemptions, %ld thread changes\n",
+                  atomic_load(&phases), (unsigned long long)preempted, atomic_load(&moved));
+    CHECK(preempted > 20);
+    CHECK_INT(0, atomic_load(&moved));
+}
+
+static void test_preempted_process_stays_on_its_thread(void **state)
+{
+    (void)state;
+    SKIP_UNDER_TSAN();
+    CHECK_RESET();
+    em_config c = check_config(2);
+    assert_int_equal(em_run(&c, root_stays, EM_NIL), 0);
+    ASSERT_NO_CHECK_FAILURES();
+}
+
+/* A crash that travels along a link reaches a linked process spinning in C at
+ * once, as a kill does (review finding: it waited for the spinner's slice). */
+static void linked_spinner(em_term a)
+{
+    em_pid_t buddy = 0;
+    em_get_pid(a, &buddy);
+    em_link(buddy);
+    spin(EM_NIL);
+}
+
+static void doomed(em_term a)
+{
+    (void)a;
+    em_receive_match(NULL, EM_INFINITY, "crash");
+    em_exit(em_atom("crashed"));
+}
+
+/* One slice: without the prompt interruption the last of four spinners ends
+ * only after two or three; AddressSanitizer's slower code gets two. */
+#if defined(__SANITIZE_ADDRESS__)
+#define LINK_LIMIT_US (2 * SLICE_US)
+#else
+#define LINK_LIMIT_US SLICE_US
+#endif
+
+static void root_link_latency(em_term arg)
+{
+    (void)arg;
+    for (int i = 0; i < 8; i++) {
+        em_pid_t d, s[4];
+        CHECK_INT(0, em_spawn(doomed, EM_NIL, &d));
+        for (int k = 0; k < 4; k++) {   /* more spinners than cores */
+            CHECK_INT(0, em_spawn(linked_spinner, em_pid(d), &s[k]));
+            CHECK_INT(0, em_monitor(s[k], NULL));
+        }
+        em_sleep(20);
+        uint64_t t0 = now_ns();
+        em_send(d, em_atom("crash"));
+        for (int k = 0; k < 4; k++)
+            CHECK_INT(0, em_receive_match(NULL, 10000, "['DOWN', _, process, _, crashed]"));
+        uint64_t dt = now_ns() - t0;
+        if (dt > LINK_LIMIT_US * 1000u)
+            CHECK_FAIL("round %d: linked spinners ended after %.1f us, expected within %d us", i,
+                       (double)dt / 1e3, LINK_LIMIT_US);
+    }
+}
+
+static void test_link_exit_reaches_spinning_process_at_once(void **state)
+{
+    (void)state;
+    SKIP_UNDER_TSAN();
+    CHECK_RESET();
+    em_config c = check_config(2);
+    c.time_slice_us = SLICE_US;
+    assert_int_equal(em_run(&c, root_link_latency, EM_NIL), 0);
+    ASSERT_NO_CHECK_FAILURES();
+}
+
 static void root_bad_config(em_term arg) { (void)arg; }
 
 static void test_time_slice_config(void **state)
@@ -221,6 +338,8 @@ int main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_spinners_do_not_stop_others),
         cmocka_unit_test(test_preempted_process_resumes_exactly),
+        cmocka_unit_test(test_preempted_process_stays_on_its_thread),
+        cmocka_unit_test(test_link_exit_reaches_spinning_process_at_once),
         cmocka_unit_test(test_time_slice_config),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);

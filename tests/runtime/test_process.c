@@ -522,9 +522,61 @@ static void test_heap_mark_release(void **state)
     run_root(2, root_heap);
 }
 
+/* At a small limit, slots freed on one scheduler serve spawns on another: a
+ * spawn fails only when max_processes processes are really alive (review
+ * finding: slots and table indices cached by the other scheduler were lost). */
+static void brief(em_term arg)
+{
+    (void)arg;
+    em_sleep(1);
+}
+
+static void root_small_limit(em_term arg)
+{
+    (void)arg;
+    int fails = 0;
+    for (int round = 0; round < 500; round++) {
+        em_pid_t q[3];
+        int n = 0;
+        for (int i = 0; i < 3; i++)
+            if (em_spawn(brief, EM_NIL, &q[n]) == 0)
+                n++;
+        for (int i = 0; i < n; i++)
+            while (em_is_alive(q[i]))
+                em_yield();
+        em_system_info si;
+        em_system_info_get(&si);
+        if (si.process_count != 1)
+            continue;
+        em_pid_t p;
+        int rc = em_spawn(brief, EM_NIL, &p);
+        if (rc != 0 && fails++ == 0)
+            CHECK_FAIL("round %d: spawn with 1 of 4 processes alive: %s", round, em_strerror(rc));
+        if (rc == 0)
+            while (em_is_alive(p))
+                em_yield();
+    }
+    /* And the limit itself still holds. */
+    em_pid_t w[3];
+    for (int i = 0; i < 3; i++)
+        CHECK_INT(0, em_spawn(brief, EM_NIL, &w[i]));
+    CHECK_INT(EM_ESYSLIMIT, em_spawn(brief, EM_NIL, NULL));
+}
+
+static void test_small_limit_counts_live_processes_only(void **state)
+{
+    (void)state;
+    CHECK_RESET();
+    em_config c = check_config(2);
+    c.max_processes = 4;
+    assert_int_equal(em_run(&c, root_small_limit, EM_NIL), 0);
+    ASSERT_NO_CHECK_FAILURES();
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_small_limit_counts_live_processes_only),
         cmocka_unit_test(test_run_ends_when_all_processes_end),
         cmocka_unit_test(test_bad_input),
         cmocka_unit_test(test_em_exit),
