@@ -196,6 +196,7 @@ typedef struct emi_rt {
     atomic_uint pid_next;           /* indices never used start here */
 
     _Alignas(EMI_CACHELINE) atomic_uint proc_count;   /* live processes + credits held */
+    atomic_uint_fast64_t last_trim_ns;  /* sched.c: when an idle scheduler last trimmed */
     atomic_int slots_wanted;        /* a spawn at the limit asks schedulers to give back
                                        the slots and indices they keep (proc.c) */
     _Alignas(EMI_CACHELINE) atomic_uint_fast64_t epoch;   /* QSBR */

@@ -13,6 +13,7 @@
 #include <stdatomic.h>
 #include <stdbool.h>
 #include <stdint.h>
+#include <malloc.h>
 #include <stdlib.h>
 
 #include "mem/pool.h"
@@ -21,7 +22,9 @@
 #define CLASSES (EMI_POOL_MAX / CLASS_BYTES)
 #define KEEP 2048                   /* objects cached per class per thread */
 #define BATCH (KEEP / 2)            /* objects moved to or from the depot at once */
-#define DEPOT_MAX 64                /* batches kept per class; beyond, free() */
+#define DEPOT_BYTES (64u << 20)     /* bytes kept per class in the depot; beyond, free().
+                                       An idle node gives it all back (emi_pool_depot_trim). */
+#define DEPOT_MAX(c) (DEPOT_BYTES / (BATCH * ((c) + 1) * CLASS_BYTES))   /* in batches */
 
 struct free_obj {
     struct free_obj *next;
@@ -114,7 +117,7 @@ __attribute__((noinline, cold)) static void to_depot(size_t c)
         last = last->next;
     pthread_mutex_lock(&depot[c].lock);
     unsigned n = atomic_load_explicit(&depot[c].n, memory_order_relaxed);
-    bool room = n < DEPOT_MAX;
+    bool room = n < DEPOT_MAX(c);
     if (room) {
         pool.head[c] = last->next;
         last->next = NULL;
@@ -133,7 +136,7 @@ __attribute__((noinline)) static void free_slow(void *p, size_t c)
 {
     /* Relaxed peek at the depot's size: a full depot means free() below,
      * without walking a batch for nothing. */
-    if (atomic_load_explicit(&depot[c].n, memory_order_relaxed) < DEPOT_MAX)
+    if (atomic_load_explicit(&depot[c].n, memory_order_relaxed) < DEPOT_MAX(c))
         to_depot(c);
     if (pool.count[c] < KEEP) {
         struct free_obj *o = p;
@@ -177,10 +180,14 @@ void emi_pool_thread_fini(void)
     }
 }
 
-void emi_pool_depot_fini(void)
+/* Free every batch of the depot and give free pages back to the system. */
+static void depot_drain(bool trim)
 {
     pthread_once(&depot_once, depot_init);
+    bool any = false;
     for (size_t c = 0; c < CLASSES; c++) {
+        if (!atomic_load_explicit(&depot[c].n, memory_order_relaxed))
+            continue;
         pthread_mutex_lock(&depot[c].lock);
         struct free_obj *b = depot[c].batches;
         depot[c].batches = NULL;
@@ -194,6 +201,13 @@ void emi_pool_depot_fini(void)
                 o = n;
             }
             b = nb;
+            any = true;
         }
     }
+    if (any && trim)
+        malloc_trim(0);
 }
+
+void emi_pool_depot_fini(void) { depot_drain(false); }
+
+void emi_pool_depot_trim(void) { depot_drain(true); }

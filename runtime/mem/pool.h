@@ -22,5 +22,9 @@ void emi_pool_thread_fini(void);
 /* emi_pool_depot_fini frees the objects threads handed to the central depot
  * (as the runtime stops, once no thread allocates any more). */
 void emi_pool_depot_fini(void);
+/* emi_pool_depot_trim frees the depot's objects and returns free pages to the
+ * system: a burst of processes that has ended leaves no memory behind once the
+ * node goes idle. Any thread; takes milliseconds. */
+void emi_pool_depot_trim(void);
 
 #endif

@@ -22,6 +22,7 @@
 #include <unistd.h>
 
 #include "core/rt.h"
+#include "mem/pool.h"
 
 #define SPIN_NS 50000u            /* spin this long before sleeping */
 #define GLOBAL_CHECK_EVERY 61     /* look at the global queue first this often */
@@ -527,6 +528,19 @@ static bool timers_due(emi_sched *s)
     return next == 0;
 }
 
+/* The node is going quiet: give memory kept for reuse back to the system, at
+ * most once a second (it costs milliseconds). */
+static void trim_when_idle(emi_rt *rt)
+{
+    uint64_t now = emi_now_ns();
+    uint64_t last = atomic_load_explicit(&rt->last_trim_ns, memory_order_relaxed);
+    /* Relaxed CAS: only elects one trimmer per second; nothing is published. */
+    if (now - last > 1000000000u &&
+        atomic_compare_exchange_strong_explicit(&rt->last_trim_ns, &last, now, memory_order_relaxed,
+                                                memory_order_relaxed))
+        emi_pool_depot_trim();
+}
+
 static void idle(emi_rt *rt, emi_sched *s)
 {
     uint64_t t0 = emi_now_ns();
@@ -550,6 +564,7 @@ static void idle(emi_rt *rt, emi_sched *s)
         /* A sleeping scheduler keeps no process slots or table indices that a
          * spawn elsewhere might need at the limit. */
         emi_slots_return(s);
+        trim_when_idle(rt);
         /* seq_cst: announce the sleep before the last look at the queues. */
         atomic_store_explicit(&s->sleeping, 1, memory_order_seq_cst);
         atomic_fetch_add_explicit(&rt->n_sleeping, 1, memory_order_seq_cst);
