@@ -80,6 +80,7 @@ typedef struct emi_proc {
 
     /* Written by the thread running the process. */
     _Atomic(int) status;            /* em_status, read by introspection */
+    atomic_int sched_id;            /* last scheduler, for introspection */
     struct emi_sched *sched;        /* scheduler running it now, or last */
     void *sp;                       /* saved stack pointer while suspended */
     struct emi_xstack *xs;          /* the stack it runs on */
@@ -95,7 +96,6 @@ typedef struct emi_proc {
     atomic_uint_fast64_t reductions;
     struct em_heap heap;
     atomic_size_t stack_bytes;      /* mirror of img_cap for introspection */
-    atomic_int sched_id;            /* last scheduler, for introspection */
     em_term arg;
     em_term exit_reason;            /* set as it ends; lives in its heap */
     _Atomic(em_term) name;          /* registered name or EM_NONE */
@@ -128,6 +128,8 @@ typedef struct emi_sched {
     pthread_t thread;
     void *sp;                       /* scheduler context while a process runs */
     emi_proc *current;
+    uintptr_t stack_floor;          /* current's stack bottom + the reserve a call to
+                                       ember needs (proc/current.c) */
     emi_proc *runnext;              /* run next, inheriting the slice; not stealable */
     emi_proc *lifo[EMI_LIFO_SIZE];  /* displaced by runnext: newest runs first */
     uint32_t lifo_head, lifo_tail;  /* entries [head, tail), owner only */
@@ -243,6 +245,9 @@ static inline void emi_qmark(emi_proc *p, int to) { (void)p, (void)to; }
 
 /* core/clock.c */
 uint64_t emi_now_ns(void);
+
+/* Stack every runtime call may need below the caller's frame (proc/current.c). */
+#define EMI_STACK_RESERVE (16 * 1024)
 
 /* proc/current.c: the scheduler of the calling thread and the running process.
  * Not inlined on purpose: a process may resume on another thread, and the compiler

@@ -17,6 +17,13 @@
 #define CHUNK_MIN 256u            /* first arena chunk: most processes build little */
 #define CHUNK_MAX (64u * 1024u)   /* chunks double up to this size */
 
+/* The payload a first chunk really gets (emi_block_new rounds up to the pool's
+ * size class): blocks of exactly this capacity can serve as a spare first chunk. */
+static inline uint32_t first_chunk_cap(void)
+{
+    return (uint32_t)(emi_pool_size(sizeof(emi_block) + CHUNK_MIN) - sizeof(emi_block));
+}
+
 static _Thread_local struct em_heap *thread_heap;
 
 /* Blocks come from the per-thread pool: a send and the receive that frees the
@@ -103,9 +110,16 @@ void *emi_heap_alloc(struct em_heap *h, size_t bytes)
             cap = bytes;
         if (cap > UINT32_MAX)
             return NULL;
-        emi_block *n = emi_block_new(cap);
-        if (!n)
+        emi_block *n;
+        if (cap == CHUNK_MIN && h->spare) {
+            n = h->spare;
+            h->spare = NULL;
+            n->used = 0;
+            n->term = EM_NONE;
+            n->sig = 0;
+        } else if (!(n = emi_block_new(cap))) {
             return NULL;
+        }
         n->next = h->head;
         h->head = n;
         h->chunk = n;
@@ -131,7 +145,7 @@ void emi_heap_adopt(struct em_heap *h, emi_block *b)
     bytes_add(h, block_bytes(b), 1);
 }
 
-static void heap_free_until(struct em_heap *h, emi_block *stop)
+static void heap_free_until(struct em_heap *h, emi_block *stop, bool keep_spare)
 {
     while (h->head && h->head != stop) {
         emi_block *b = h->head;
@@ -139,13 +153,22 @@ static void heap_free_until(struct em_heap *h, emi_block *stop)
         bytes_add(h, block_bytes(b), -1);
         if (b == h->chunk)
             h->chunk = NULL;
+        /* A process that builds a message per loop and releases it would allocate
+         * and free its first chunk every time: keep one for the next build. */
+        if (keep_spare && !h->spare && b->cap == first_chunk_cap() && !b->offheap) {
+            h->spare = b;
+            continue;
+        }
         emi_block_free(b);
     }
 }
 
 void emi_heap_fini(struct em_heap *h)
 {
-    heap_free_until(h, NULL);
+    heap_free_until(h, NULL, false);
+    if (h->spare)
+        emi_block_free(h->spare);
+    h->spare = NULL;
     h->chunk = NULL;
     atomic_store_explicit(&h->bytes, 0, memory_order_relaxed);
 }
@@ -166,7 +189,7 @@ void emi_heap_release(struct em_heap *h, em_mark m)
 {
     if (!h)
         return;
-    heap_free_until(h, m.head);
+    heap_free_until(h, m.head, true);
     /* The chunk current at the mark may have grown since; cut it back. */
     emi_block *c = m.chunk;
     if (c) {

@@ -20,12 +20,11 @@ __attribute__((noinline)) emi_sched *emi_sched_self(void)
 
 void emi_sched_set_self(emi_sched *s) { self_sched = s; }
 
-/* Stack every runtime call may need below the caller's frame. A process that
- * calls ember with less left ends here with stack_overflow, before the runtime
- * has changed anything, instead of faulting halfway through an update inside the
- * runtime (which would have to stop the node). */
-#define STACK_RESERVE (16 * 1024)
-
+/* A process that calls ember with less than EMI_STACK_RESERVE of stack left
+ * ends here with stack_overflow, before the runtime has changed anything,
+ * instead of faulting halfway through an update inside the runtime (which would
+ * have to stop the node). The scheduler keeps the running process's floor next
+ * to `current`, so the check costs a load and a compare. */
 __attribute__((noinline, cold)) static void out_of_stack(emi_proc *p)
 {
     /* Nothing here may call emi_current (no term builders): it would land here. */
@@ -39,9 +38,10 @@ __attribute__((noinline)) emi_proc *emi_current(void)
     emi_sched *s = self_sched;
     __asm__ volatile("" ::: "memory");
     emi_proc *p = s ? s->current : NULL;
-    if (p && p->xs) {
-        uintptr_t sp = (uintptr_t)__builtin_frame_address(0);
-        if (sp >= (uintptr_t)p->xs->map && sp < (uintptr_t)p->xs->lo + STACK_RESERVE)
+    if (p) {
+        uintptr_t sp;
+        __asm__("mov %%rsp, %0" : "=r"(sp));
+        if (__builtin_expect(sp < s->stack_floor, 0))
             out_of_stack(p);
     }
     return p;

@@ -39,7 +39,8 @@
 
 #define PREEMPT_SIGNAL SIGURG
 #define XSAVE_MAX (16 * 1024)
-#define TRAMP_ROOM (16 * 1024)     /* stack the trampoline and a switch may need */
+#define TRAMP_ROOM (EMI_STACK_RESERVE + 4096)   /* the trampoline, a switch, and the
+                                                   reserve emi_current checks */
 
 uint32_t emi_xsave_size;           /* read by emi_preempt_tramp */
 uint64_t emi_xsave_mask;           /* the state components it saves (EDX:EAX) */

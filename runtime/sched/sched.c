@@ -339,6 +339,7 @@ static void take_core(emi_sched *s, emi_proc *p)
     atomic_store_explicit(&s->run_epoch, atomic_load_explicit(&s->run_epoch, memory_order_relaxed) + 1,
                           memory_order_relaxed);
     s->current = p;
+    s->stack_floor = (uintptr_t)p->xs->lo + EMI_STACK_RESERVE;
     p->sched = s;
     atomic_store_explicit(&p->status, EM_RUNNING, memory_order_relaxed);
     atomic_store_explicit(&p->sched_id, s->id, memory_order_relaxed);
