@@ -290,6 +290,14 @@ bool em_trap_exit(bool on);
  * node or index), EM_ETOOBIG past max_term_bytes. Callable from a process. */
 int em_send(em_pid_t to, em_term msg);
 
+/* em_send_array sends the array of the n items (what em_send(to, em_array(n,
+ * items)) sends) without building it in the caller's heap first: the message is
+ * built straight in the receiver's memory. Errors as em_send, and EM_EINVAL for
+ * an EM_NONE item. EM_SEND_ARR(to, a, b, c) is the short form, as EM_ARR. */
+int em_send_array(em_pid_t to, size_t n, const em_term *items);
+#define EM_SEND_ARR(to, ...)                                                                  \
+    em_send_array((to), sizeof((em_term[]){__VA_ARGS__}) / sizeof(em_term), (em_term[]){__VA_ARGS__})
+
 /* em_receive takes the oldest message. timeout_ms: 0 polls, EM_INFINITY (any
  * negative value) waits forever. Returns 0 with *out set (out may be NULL), or
  * EM_ETIMEDOUT; EM_ENOMEM if a timer cannot be set, EM_ENOTPROC outside a

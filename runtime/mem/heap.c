@@ -87,6 +87,56 @@ emi_block *emi_block_for_term(em_term t, size_t max_bytes, int *err)
     return b;
 }
 
+emi_block *emi_block_for_array(size_t n, const em_term *items, size_t max_bytes, int *err)
+{
+    if (n > (1u << 24) || (n && !items)) {
+        *err = n && !items ? EM_EINVAL : EM_ETOOBIG;
+        return NULL;
+    }
+    /* Size: the array box, then each boxed child's deep copy after it. */
+    int64_t size = (int64_t)(1 + n) * 8;
+    for (size_t i = 0; i < n; i++) {
+        em_term t = items[i];
+        if (!emi_is_box(t)) {
+            if (!emi_valid_immediate(t)) {
+                *err = t == EM_NONE ? EM_EINVAL : EM_EBADTERM;
+                return NULL;
+            }
+            continue;
+        }
+        int64_t c = emi_term_size(t);
+        if (c < 0) {
+            *err = (int)c;
+            return NULL;
+        }
+        size += c;
+    }
+    if ((uint64_t)size > max_bytes) {
+        *err = EM_ETOOBIG;
+        return NULL;
+    }
+    emi_block *b = emi_block_new((size_t)size);
+    if (!b) {
+        *err = EM_ENOMEM;
+        return NULL;
+    }
+    uint64_t *box = (uint64_t *)b->data;
+    unsigned char *tail = b->data + (1 + n) * 8;
+    box[0] = emi_header(BOX_ARRAY, n);
+    for (size_t i = 0; i < n; i++) {
+        if (!emi_is_box(items[i])) {
+            box[1 + i] = items[i];
+            continue;
+        }
+        int64_t c = emi_term_size(items[i]);
+        box[1 + i] = emi_term_copy(items[i], tail, &b->offheap);
+        tail += c;
+    }
+    b->term = (em_term)(uintptr_t)box;
+    b->used = (uint32_t)size;
+    return b;
+}
+
 static size_t block_bytes(const emi_block *b) { return sizeof(emi_block) + b->cap; }
 
 /* One writer (the owner); relaxed, because readers only want a figure. */

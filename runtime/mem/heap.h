@@ -60,6 +60,9 @@ emi_block *emi_block_new(size_t cap);
 void emi_block_free(emi_block *b);
 /* emi_block_for_term copies t into a new block (b->term set), or sets *err. */
 emi_block *emi_block_for_term(em_term t, size_t max_bytes, int *err);
+/* emi_block_for_array builds the array of items straight into a new block (each
+ * item deep-copied), or sets *err: em_send_array's message without a heap copy. */
+emi_block *emi_block_for_array(size_t n, const em_term *items, size_t max_bytes, int *err);
 /* emi_block_cache_fini frees the calling thread's cache. */
 void emi_block_cache_fini(void);
 

@@ -65,22 +65,43 @@ dead:
     return 0;
 }
 
-int em_send(em_pid_t to, em_term msg)
+static int send_block(emi_proc *self, em_pid_t to, emi_block *b)
 {
-    emi_proc *self = emi_current();
-    emi_rt *rt = emi_rt_g;
+    emi_deliver(to, b);
+    emi_charge(self, 1);
+    return 0;
+}
+
+static int check_dest(emi_proc *self, emi_rt *rt, em_pid_t to)
+{
     if (!self || !rt)
         return EM_ENOTPROC;
     uint32_t idx = em_pid_index(to);
     if (em_pid_node(to) != 0 || idx == 0 || idx > rt->cfg.max_processes)
         return EM_EINVAL;
-    int err = 0;
-    emi_block *b = emi_block_for_term(msg, rt->cfg.max_term_bytes, &err);
-    if (!b)
-        return err;
-    emi_deliver(to, b);
-    emi_charge(self, 1);
     return 0;
+}
+
+int em_send(em_pid_t to, em_term msg)
+{
+    emi_proc *self = emi_current();
+    emi_rt *rt = emi_rt_g;
+    int err = check_dest(self, rt, to);
+    if (err)
+        return err;
+    emi_block *b = emi_block_for_term(msg, rt->cfg.max_term_bytes, &err);
+    return b ? send_block(self, to, b) : err;
+}
+
+int em_send_array(em_pid_t to, size_t n, const em_term *items)
+{
+    emi_proc *self = emi_current();
+    emi_rt *rt = emi_rt_g;
+    int err = check_dest(self, rt, to);
+    if (err)
+        return err;
+    emi_block *b = emi_block_for_array(n, items, rt->cfg.max_term_bytes, &err);
+    return b ? send_block(self, to, b) : err;
 }
 
 void emi_mailbox_close(emi_proc *p)

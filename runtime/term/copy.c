@@ -60,12 +60,7 @@ static int is_container(em_term t)
     return type == BOX_ARRAY || type == BOX_MAP;
 }
 
-static int valid_immediate(em_term t)
-{
-    if (emi_is_small(t) || t == EM_NIL || t == EM_TRUE || t == EM_FALSE)
-        return 1;
-    return emi_is_atom(t) && emi_atom_str(emi_atom_index(t), NULL) != NULL;
-}
+static int valid_immediate(em_term t) { return emi_valid_immediate(t); }
 
 typedef struct sframe {
     em_term box;

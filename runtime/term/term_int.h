@@ -21,6 +21,7 @@
 #define EMBER_TERM_INT_H
 
 #include <stdatomic.h>
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -73,6 +74,15 @@ static inline size_t emi_words(size_t bytes) { return (bytes + 7) / 8; }
 /* Atoms (atom.c). emi_atom_intern returns the index or a negative EM_E* code. */
 int64_t emi_atom_intern(const char *name, size_t len);
 const char *emi_atom_str(uint32_t idx, size_t *len);
+bool emi_atom_valid(uint32_t idx);           /* an interned atom's index */
+
+/* A well-formed immediate: a small integer, nil, a boolean or an interned atom. */
+static inline bool emi_valid_immediate(em_term t)
+{
+    if (emi_is_small(t) || t == EM_NIL || t == EM_TRUE || t == EM_FALSE)
+        return true;
+    return emi_is_atom(t) && emi_atom_valid(emi_atom_index(t));
+}
 void emi_atoms_fini(void);
 
 /* Copying (copy.c). emi_term_size returns the bytes a deep copy of t needs in a

@@ -94,7 +94,7 @@ static void skynet(em_term arg)
     em_get_int(em_at(arg, 1), &num);
     em_get_int(em_at(arg, 2), &size);
     if (size == 1) {
-        em_send(parent, EM_ARR(a_sum, em_int(num)));
+        EM_SEND_ARR(parent, a_sum, em_int(num));
         return;
     }
     int64_t sub = size / 10;
@@ -109,7 +109,7 @@ static void skynet(em_term arg)
         em_get_int(em_at(m, 1), &v);
         total += v;
     }
-    em_send(parent, EM_ARR(a_sum, em_int(total)));
+    EM_SEND_ARR(parent, a_sum, em_int(total));
 }
 
 static void bench_skynet(em_term arg)
@@ -145,7 +145,7 @@ static void ring_node(em_term arg)
             em_send(next, m);
             return;
         }
-        em_send(next, EM_ARR(a_token, em_int(k - 1)));
+        EM_SEND_ARR(next, a_token, em_int(k - 1));
         em_heap_release(mk);
     }
 }
@@ -159,7 +159,7 @@ static void bench_ring(em_term arg)
         check(em_spawn(ring_node, em_pid(next), &next), "spawn");
     uint64_t t1 = now_us();
     em_pid_t first = next;
-    em_send(first, EM_ARR(a_token, em_int(HOPS)));
+    EM_SEND_ARR(first, a_token, em_int(HOPS));
     for (;;) {
         em_mark mk = em_heap_mark();
         em_term m;
@@ -168,7 +168,7 @@ static void bench_ring(em_term arg)
         em_get_int(em_at(m, 1), &k);
         if (k == 0)
             break;
-        em_send(first, EM_ARR(a_token, em_int(k - 1)));
+        EM_SEND_ARR(first, a_token, em_int(k - 1));
         em_heap_release(mk);
     }
     uint64_t t2 = now_us();
@@ -226,7 +226,7 @@ static void chain(em_term arg)
     em_get_int(em_at(arg, 0), &k);
     em_get_pid(em_at(arg, 1), &top);
     if (k == 0)
-        em_send(top, EM_ARR(a_tail, em_pid(em_self())));
+        EM_SEND_ARR(top, a_tail, em_pid(em_self()));
     else
         check(em_spawn_link(chain, EM_ARR(em_int(k - 1), em_pid(top)), &next), "spawn_link");
     em_sleep(EM_INFINITY);
