@@ -3,7 +3,9 @@
  *
  * It shows the runtime doing what an Erlang user expects: a registered server
  * answering clients, selective receive, timers, a hundred thousand processes
- * spawned and stopped, and an observer-style table of what the node holds.
+ * spawned and stopped, a crash contained and a worker restarted by its
+ * supervisor, a spinning loop that cannot keep a core, and an observer-style
+ * table of what the node holds.
  */
 #include <stdio.h>
 #include <stdlib.h>
@@ -45,6 +47,67 @@ static void crowd_member(em_term arg)
     em_term m;
     (void)arg;
     em_receive(&m, EM_INFINITY);
+}
+
+static volatile int *nowhere;
+
+/* A worker that dereferences NULL when told to: its supervisor restarts it. */
+static void fragile(em_term arg)
+{
+    em_term m;
+    (void)arg;
+    while (em_receive(&m, EM_INFINITY) == 0)
+        if (em_is_atom(m, "crash"))
+            *nowhere = 1;
+}
+
+/* C code that never calls ember: preemption takes its core back anyway. */
+static void spinner(em_term arg)
+{
+    volatile unsigned long x = 0;
+    (void)arg;
+    for (;;)
+        x++;
+}
+
+static void fault_isolation_tour(void)
+{
+    char text[160];
+    printf("== a crash stays inside its process; a supervisor restarts it\n");
+    em_child_spec kids[] = {{.id = "fragile", .start = fragile}};
+    em_sup_flags flags;
+    em_sup_flags_init(&flags);
+    em_pid_t sup, before, after;
+    em_child_info info;
+    size_t n;
+    if (em_supervisor_start_link(&flags, kids, 1, &sup) != 0 ||
+        em_supervisor_which_children(sup, &info, 1, &n, 1000) != 0)
+        return;
+    before = info.pid;
+    em_term ref, reason;
+    em_monitor(before, &ref);
+    em_send(before, em_atom("crash"));
+    em_receive_match(NULL, 1000, "['DOWN', _, process, _, ~t]", &reason);
+    em_format(reason, text, sizeof text);
+    em_sleep(10);
+    em_supervisor_which_children(sup, &info, 1, &n, 1000);
+    after = info.pid;
+    char b[48], a[48];
+    em_format(em_pid(before), b, sizeof b);
+    em_format(em_pid(after), a, sizeof a);
+    printf("   worker %s ended with %s; the supervisor started %s; the node runs on\n", b, text, a);
+    em_supervisor_stop(sup, 5000);
+
+    printf("== a loop that never calls ember cannot keep a core\n");
+    em_pid_t spin[4];
+    for (int i = 0; i < 4; i++)   /* more than there are cores */
+        em_spawn(spinner, EM_NIL, &spin[i]);
+    int64_t t0 = em_now_ms();
+    em_sleep(100);
+    printf("   four spinning processes on %d schedulers, and this one still woke after %lld ms\n",
+           em_system_info_get(&(em_system_info){0}) == 0 ? 2 : 0, (long long)(em_now_ms() - t0));
+    for (int i = 0; i < 4; i++)
+        em_exit_pid(spin[i], em_atom("kill"));
 }
 
 static void print_processes(void)
@@ -128,6 +191,8 @@ static void root(em_term arg)
         em_send(crowd[i], em_atom("stop"));
     free(crowd);
     em_sleep(50);
+
+    fault_isolation_tour();
 
     printf("== the node now\n");
     em_system_info_get(&si);

@@ -68,7 +68,8 @@ typedef struct emi_proc {
     /* Links and monitors (proc/relations.h): written under rel_lock by the
      * process and by the processes whose death touches them. */
     atomic_int rel_lock;
-    bool rel_dead;                  /* ended: no new relation may be added */
+    atomic_bool rel_dead;           /* ended: no new relation may be added; also
+                                       what em_is_alive reads */
     atomic_bool trap_exit;          /* exit signals become ['EXIT', From, Reason]
                                        (written by the process itself) */
     struct emi_reltab *rels;

@@ -407,9 +407,11 @@ em_pid_t em_self(void)
 bool em_is_alive(em_pid_t pid)
 {
     emi_proc *p = emi_proc_lookup(pid);
-    /* A process is marked EXITING before its name, mailbox, links and monitors
-     * go, so whoever has heard of its end finds it not alive. */
-    return p && atomic_load_explicit(&p->status, memory_order_seq_cst) != EM_EXITING;
+    /* rel_dead is set after the name and the mailbox are gone and before any
+     * link or monitor hears of the end: once this says false, nothing of the
+     * process is visible any more, and whoever got its DOWN finds it dead.
+     * Acquire pairs with the release in emi_rel_take. */
+    return p && !atomic_load_explicit(&p->rel_dead, memory_order_acquire);
 }
 
 /* Scheduler context, right after the process switched out for the last time

@@ -166,6 +166,7 @@ emi_reltab *emi_rel_take(emi_proc *p)
 {
     emi_reltab *t = p->rels;
     p->rels = NULL;
-    p->rel_dead = true;
+    /* Release: whoever sees it dead (em_is_alive) sees the name and mailbox gone. */
+    atomic_store_explicit(&p->rel_dead, true, memory_order_release);
     return t;
 }

@@ -329,7 +329,7 @@ int em_link(em_pid_t pid)
     bool dead = !q;
     if (q) {
         lock_pair(p, q);
-        dead = q->rel_dead;
+        dead = atomic_load_explicit(&q->rel_dead, memory_order_relaxed);   /* under q's lock */
         if (!dead) {
             if (!emi_rel_find(p, REL_LINK, pid))
                 rc = emi_rel_add(p, REL_LINK, pid, pid);
@@ -425,7 +425,7 @@ int em_monitor(em_pid_t pid, em_term *ref)
     bool dead = true;
     if (q) {
         emi_rel_lock(q);
-        dead = q->rel_dead;
+        dead = atomic_load_explicit(&q->rel_dead, memory_order_relaxed);   /* under q's lock */
         if (!dead)
             rc = emi_rel_add(q, REL_MON_IN, id, p->pid);
         emi_rel_unlock(q);
