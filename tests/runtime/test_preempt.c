@@ -224,7 +224,7 @@ static void spin_then_yield(em_term a)
     (void)a;
     while (!atomic_load_explicit(&stop_spin, memory_order_relaxed)) {
         uintptr_t t0 = thread_pointer();
-        for (volatile long i = 0; i < 1500000; i++)
+        for (volatile long i = 0; i < 6000000; i++)
             if (thread_pointer() != t0) {
                 atomic_fetch_add(&moved, 1);
                 t0 = thread_pointer();
