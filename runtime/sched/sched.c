@@ -529,10 +529,14 @@ static bool timers_due(emi_sched *s)
     return next == 0;
 }
 
-/* The node is going quiet: give memory kept for reuse back to the system, at
- * most once a second (it costs milliseconds). */
+/* The node is going quiet -- this is the last scheduler to fall asleep -- so give
+ * memory kept for reuse back to the system, at most once a second (it costs
+ * milliseconds, and a busy node would only allocate it again). */
 static void trim_when_idle(emi_rt *rt)
 {
+    /* Relaxed: a hint; a trim a little early or late only costs time. */
+    if (atomic_load_explicit(&rt->n_sleeping, memory_order_relaxed) + 1 < (unsigned)rt->nsched)
+        return;
     uint64_t now = emi_now_ns();
     uint64_t last = atomic_load_explicit(&rt->last_trim_ns, memory_order_relaxed);
     /* Relaxed CAS: only elects one trimmer per second; nothing is published. */
