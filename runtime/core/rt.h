@@ -221,6 +221,9 @@ typedef struct emi_rt {
 
 extern emi_rt *emi_rt_g;
 
+/* A spin-wait hint to the CPU. */
+static inline void emi_cpu_relax(void) { __asm__ volatile("pause" ::: "memory"); }
+
 /* A counter with one writer: a relaxed load and store, no locked instruction. */
 static inline void emi_stat_add(atomic_uint_fast64_t *c, uint64_t n)
 {

@@ -55,6 +55,20 @@ void emi_pid_table_fini(emi_rt *rt)
     pthread_mutex_destroy(&rt->pid_lock);
 }
 
+/* Move n of s's cached indices to the global free list (nothing moves if the
+ * list cannot grow). */
+static void pid_cache_spill(emi_rt *rt, emi_sched *s, uint32_t n)
+{
+    pthread_mutex_lock(&rt->pid_lock);
+    uint32_t *f = realloc(rt->pid_free, (rt->pid_free_len + n) * sizeof(uint32_t));
+    if (f) {
+        rt->pid_free = f;
+        while (n--)
+            f[rt->pid_free_len++] = s->pid_cache[--s->pid_cache_len];
+    }
+    pthread_mutex_unlock(&rt->pid_lock);
+}
+
 static uint32_t pid_index_alloc(emi_rt *rt, emi_sched *s)
 {
     if (s->pid_cache_len)
@@ -74,17 +88,27 @@ static uint32_t pid_index_alloc(emi_rt *rt, emi_sched *s)
     return idx;
 }
 
+/* A spawn at the limit asks the schedulers to give back the slots and indices
+ * they keep (their loops answer: emi_slots_return) and waits a moment for them;
+ * it tries ASK_TRIES times (about 2 ms) before it reports the limit. */
+#define ASK_TRIES 200
+
+static void ask_slots_back(emi_rt *rt)
+{
+    /* Relaxed: a request; the counts and the free list carry what comes back. */
+    atomic_store_explicit(&rt->slots_wanted, 1, memory_order_relaxed);
+    struct timespec ts = {0, 10000};
+    nanosleep(&ts, NULL);
+}
+
 /* Every index has been handed out once: free ones may sit in other schedulers'
  * caches. Ask them back (their loops flush them: emi_slots_return) and look
  * again for a moment. */
 static uint32_t pid_index_alloc_hard(emi_rt *rt, emi_sched *s)
 {
     uint32_t idx = 0;
-    for (int tries = 0; tries < 200 && !idx; tries++) {
-        /* Relaxed: a request; the mutex on the free list carries the indices. */
-        atomic_store_explicit(&rt->slots_wanted, 1, memory_order_relaxed);
-        struct timespec ts = {0, 10000};
-        nanosleep(&ts, NULL);
+    for (int tries = 0; tries < ASK_TRIES && !idx; tries++) {
+        ask_slots_back(rt);
         idx = pid_index_alloc(rt, s);
     }
     atomic_store_explicit(&rt->slots_wanted, 0, memory_order_relaxed);
@@ -97,30 +121,15 @@ void emi_slots_return(emi_sched *s)
 {
     emi_rt *rt = emi_rt_g;
     emi_credits_return(s);
-    if (s->pid_cache_len) {
-        pthread_mutex_lock(&rt->pid_lock);
-        uint32_t *f = realloc(rt->pid_free, (rt->pid_free_len + s->pid_cache_len) * sizeof(uint32_t));
-        if (f) {
-            rt->pid_free = f;
-            while (s->pid_cache_len)
-                f[rt->pid_free_len++] = s->pid_cache[--s->pid_cache_len];
-        }
-        pthread_mutex_unlock(&rt->pid_lock);
-    }
+    if (s->pid_cache_len)
+        pid_cache_spill(rt, s, s->pid_cache_len);
 }
 
 static void pid_index_free(emi_rt *rt, emi_sched *s, uint32_t idx)
 {
     rt->serials[idx] = (rt->serials[idx] + 1) & PID_SERIAL_MASK;
     if (s->pid_cache_len == PID_CACHE_MAX) {
-        pthread_mutex_lock(&rt->pid_lock);
-        uint32_t *f = realloc(rt->pid_free, (rt->pid_free_len + PID_CACHE_BATCH) * sizeof(uint32_t));
-        if (f) {
-            rt->pid_free = f;
-            for (int i = 0; i < PID_CACHE_BATCH; i++)
-                f[rt->pid_free_len++] = s->pid_cache[--s->pid_cache_len];
-        }
-        pthread_mutex_unlock(&rt->pid_lock);
+        pid_cache_spill(rt, s, PID_CACHE_BATCH);
         if (s->pid_cache_len == PID_CACHE_MAX) {
             /* Out of memory for the free list: leak the index rather than crash. */
             return;
@@ -190,14 +199,11 @@ static int slot_take(emi_rt *rt, emi_sched *s)
         /* At the limit, unless other schedulers sit on credits of processes
          * that ended there: ask for them back (their loops return them) and
          * look again for a moment, so the limit counts live processes only. */
-        if (tries == 200 || !credits_elsewhere(rt, s)) {
+        if (tries == ASK_TRIES || !credits_elsewhere(rt, s)) {
             atomic_store_explicit(&rt->slots_wanted, 0, memory_order_relaxed);
             return EM_ESYSLIMIT;
         }
-        /* Relaxed: a request; the count itself is re-read above. */
-        atomic_store_explicit(&rt->slots_wanted, 1, memory_order_relaxed);
-        struct timespec ts = {0, 10000};
-        nanosleep(&ts, NULL);
+        ask_slots_back(rt);
     }
 }
 
@@ -353,18 +359,17 @@ int em_spawn_monitor_named(em_proc_fn fn, const char *name, em_term arg, em_pid_
     emi_proc *self = emi_current();
     if (!self)
         return EM_ENOTPROC;
-    /* The ref is built first: once the child exists, nothing may fail. */
-    uint64_t *w = emi_heap_alloc(&self->heap, 24);
-    if (!w)
+    /* The ref is built first (its counter filled in after): once the child
+     * exists, nothing may fail. */
+    em_term r = emi_ref_box(&self->heap, 0, 0);
+    if (r == EM_NONE)
         return EM_ENOMEM;
     uint64_t id = 0;
     int rc = proc_create(self->sched, fn, name, arg, out, self, EMI_SPAWN_MONITOR, &id);
     if (rc == 0) {
-        w[0] = emi_header(BOX_REF, 2);
-        w[1] = 0;
-        w[2] = id;
+        emi_box(r)[2] = id;
         if (ref)
-            *ref = (em_term)(uintptr_t)w;
+            *ref = r;
         emi_charge(self, 10);
     }
     return rc;

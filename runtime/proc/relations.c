@@ -13,8 +13,6 @@
 #include "mem/pool.h"
 #include "proc/relations.h"
 
-static inline void cpu_relax(void) { __asm__ volatile("pause" ::: "memory"); }
-
 void emi_rel_lock(emi_proc *p)
 {
     for (unsigned spins = 0;; spins++) {
@@ -26,7 +24,7 @@ void emi_rel_lock(emi_proc *p)
             if (spins++ > 1000)
                 sched_yield();   /* the holder's thread was descheduled by the OS */
             else
-                cpu_relax();
+                emi_cpu_relax();
         }
     }
 }
@@ -37,7 +35,7 @@ void emi_rel_unlock(emi_proc *p)
     atomic_store_explicit(&p->rel_lock, 0, memory_order_release);
 }
 
-static size_t tab_bytes(uint32_t cap) { return sizeof(emi_reltab) + (size_t)cap * sizeof(emi_rel); }
+size_t emi_reltab_bytes(uint32_t cap) { return sizeof(emi_reltab) + (size_t)cap * sizeof(emi_rel); }
 
 static inline uint32_t slot_of(const emi_reltab *t, int kind, uint64_t key)
 {
@@ -47,10 +45,10 @@ static inline uint32_t slot_of(const emi_reltab *t, int kind, uint64_t key)
 
 static emi_reltab *tab_new(uint32_t cap)
 {
-    emi_reltab *t = emi_pool_alloc(tab_bytes(cap));
+    emi_reltab *t = emi_pool_alloc(emi_reltab_bytes(cap));
     if (!t)
         return NULL;
-    memset(t, 0, tab_bytes(cap));
+    memset(t, 0, emi_reltab_bytes(cap));
     t->cap = cap;
     return t;
 }
@@ -58,7 +56,7 @@ static emi_reltab *tab_new(uint32_t cap)
 void emi_reltab_free(emi_reltab *t)
 {
     if (t)
-        emi_pool_free(t, tab_bytes(t->cap));
+        emi_pool_free(t, emi_reltab_bytes(t->cap));
 }
 
 emi_rel *emi_rel_find(emi_proc *p, int kind, uint64_t key)

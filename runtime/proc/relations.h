@@ -56,5 +56,6 @@ void emi_rel_count(emi_proc *p, uint32_t *links, uint32_t *monitored_by);
  * caller frees with emi_reltab_free). */
 emi_reltab *emi_rel_take(emi_proc *p);
 void emi_reltab_free(emi_reltab *t);
+size_t emi_reltab_bytes(uint32_t cap);      /* what a table of cap entries takes */
 
 #endif

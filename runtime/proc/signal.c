@@ -381,17 +381,6 @@ int em_unlink(em_pid_t pid)
     return 0;
 }
 
-static em_term ref_term(struct em_heap *h, uint64_t id)
-{
-    uint64_t *w = emi_heap_alloc(h, 24);
-    if (!w)
-        return EM_NONE;
-    w[0] = emi_header(BOX_REF, 2);
-    w[1] = 0;
-    w[2] = id;
-    return (em_term)(uintptr_t)w;
-}
-
 /* A monitor is recorded only in its target's table: setting one touches one
  * process, and a process holding a million monitors keeps no table for them.
  * Its reference says where the monitor lives instead: the target's process
@@ -414,7 +403,7 @@ int em_monitor(em_pid_t pid, em_term *ref)
     if (rc)
         return rc;
     uint64_t id = emi_monitor_ref_id(pid);
-    em_term r = ref_term(&p->heap, id);
+    em_term r = emi_ref_box(&p->heap, 0, id);
     if (r == EM_NONE)
         return EM_ENOMEM;
     if (ref)
@@ -504,7 +493,7 @@ size_t emi_relations_counts(emi_proc *p, uint32_t *links, uint32_t *monitored_by
 {
     emi_rel_lock(p);
     emi_rel_count(p, links, monitored_by);
-    size_t bytes = p->rels ? sizeof(emi_reltab) + p->rels->cap * sizeof(emi_rel) : 0;
+    size_t bytes = p->rels ? emi_reltab_bytes(p->rels->cap) : 0;
     emi_rel_unlock(p);
     return bytes;
 }

@@ -28,8 +28,6 @@
 #define GLOBAL_CHECK_EVERY 61     /* look at the global queue first this often */
 #define PINNED_TURN_EVERY 32      /* a preempted process's turn comes this often */
 
-static inline void cpu_relax(void) { __asm__ volatile("pause" ::: "memory"); }
-
 static void futex_wait(atomic_uint *addr, unsigned val, int64_t timeout_ns)
 {
     struct timespec ts, *tsp = NULL;
@@ -396,7 +394,7 @@ static void run(emi_rt *rt, emi_sched *s, emi_proc *p)
             pinned_push(s, p);   /* it must resume on this thread */
         else
             emi_runq_push(s, p);
-        cpu_relax();
+        emi_cpu_relax();
         return;
     }
     s->budget_mark = s->budget;
@@ -561,7 +559,7 @@ static void idle(emi_rt *rt, emi_sched *s)
         if ((i & 63) == 63 && emi_now_ns() - t0 > SPIN_NS)
             break;
         for (int k = 0; k < 16; k++)
-            cpu_relax();
+            emi_cpu_relax();
     }
     atomic_fetch_sub_explicit(&rt->n_spinning, 1, memory_order_relaxed);
     if (!found) {

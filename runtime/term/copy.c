@@ -60,8 +60,6 @@ static int is_container(em_term t)
     return type == BOX_ARRAY || type == BOX_MAP;
 }
 
-static int valid_immediate(em_term t) { return emi_valid_immediate(t); }
-
 typedef struct sframe {
     em_term box;
     uint64_t i, n;
@@ -72,7 +70,7 @@ typedef struct sframe {
 int64_t emi_term_size(em_term t)
 {
     if (!emi_is_box(t))
-        return valid_immediate(t) ? 0 : EM_EBADTERM;
+        return emi_valid_immediate(t) ? 0 : EM_EBADTERM;
     int64_t total = box_words(t);
     if (total < 0)
         return total;
@@ -94,7 +92,7 @@ int64_t emi_term_size(em_term t)
         }
         em_term c = emi_box(f->box)[1 + f->i++];
         if (!emi_is_box(c)) {
-            if (!valid_immediate(c)) {
+            if (!emi_valid_immediate(c)) {
                 ret = EM_EBADTERM;
                 break;
             }
@@ -203,7 +201,7 @@ int64_t emi_term_flat_size(em_term t)
     for (uint64_t i = 0; i < n; i++) {
         em_term c = src[1 + i];
         if (!emi_is_box(c)) {
-            if (!valid_immediate(c))
+            if (!emi_valid_immediate(c))
                 return -1;
             continue;
         }

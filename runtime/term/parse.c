@@ -283,16 +283,10 @@ static em_term parse_ref(pctx *c)
         return EM_NONE;
     }
     c->pos++;
-    struct em_heap *h = emi_heap_current();
-    uint64_t *p = h ? emi_heap_alloc(h, 24) : NULL;
-    if (!p) {
+    em_term r = emi_ref_box(emi_heap_current(), node, counter);
+    if (r == EM_NONE)
         fail_build(c, start);
-        return EM_NONE;
-    }
-    p[0] = emi_header(BOX_REF, 2);
-    p[1] = node;
-    p[2] = counter;
-    return (em_term)(uintptr_t)p;
+    return r;
 }
 
 /* ------------------------------------------------------------- driver */

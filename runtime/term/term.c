@@ -230,16 +230,18 @@ uint64_t emi_ref_next(void)
     return (uint64_t)atomic_fetch_add_explicit(&ref_counter, 1, memory_order_relaxed) + 1;
 }
 
-em_term em_make_ref(void)
+em_term emi_ref_box(struct em_heap *h, uint64_t node, uint64_t counter)
 {
-    uint64_t *p = alloc_words(3);
+    uint64_t *p = h ? emi_heap_alloc(h, 24) : NULL;
     if (!p)
         return EM_NONE;
     p[0] = emi_header(BOX_REF, 2);
-    p[1] = 0;               /* this node */
-    p[2] = emi_ref_next();
+    p[1] = node;
+    p[2] = counter;
     return (em_term)(uintptr_t)p;
 }
+
+em_term em_make_ref(void) { return emi_ref_box(emi_heap_current(), 0, emi_ref_next()); }
 
 /* ------------------------------------------------------------ accessors */
 

@@ -106,5 +106,8 @@ void emi_offheap_release(emi_refbin_box *list, emi_refbin_box *stop);
 
 /* References need a node-wide counter (term.c). */
 uint64_t emi_ref_next(void);
+/* emi_ref_box builds a reference box in h (node 0 is this node), or EM_NONE. */
+struct em_heap;
+em_term emi_ref_box(struct em_heap *h, uint64_t node, uint64_t counter);
 
 #endif
