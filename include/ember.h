@@ -486,6 +486,104 @@ int em_supervisor_restart_child(em_pid_t sup, const char *id, int64_t timeout_ms
  * its exit signal would read as its own end. Process only; may switch. */
 int em_supervisor_stop(em_pid_t sup, int64_t timeout_ms);
 
+/* ------------------------------------------------------- distribution */
+
+/* Nodes (docs/distribution.md is the guide). A runtime becomes a node with
+ * em_dist_start; from then on a pid may name a process on another node, and
+ * em_send, em_exit_pid, em_link, em_unlink, em_monitor and em_demonitor work on
+ * it as they do locally. Nodes talk over ZeroMQ, CURVE-encrypted, with every
+ * message packed with msgpack. A node is named "name@host" and is reached at an
+ * address given as "name@host:port" (or learned from a node already connected:
+ * the cluster is a full mesh). */
+
+typedef enum em_trust {
+    EM_TRUST_COOKIE = 0,     /* a shared secret; the CURVE keys derive from it */
+    EM_TRUST_KEYRING,        /* a key pair per node, peers' public keys listed */
+} em_trust;
+
+typedef struct em_dist_config {
+    const char *name;        /* "name@host"; required */
+    uint32_t creation;       /* tells this life of the node from earlier ones;
+                                0 = derived from the clock */
+    const char *listen;      /* "host:port" or a ZeroMQ endpoint; default
+                                "127.0.0.1:0" when host is loopback-like, else
+                                "0.0.0.0:0" (port 0 picks a free one) */
+    em_trust trust;
+    const char *cookie;      /* cookie mode: the secret; NULL reads ~/.ember/cookie,
+                                creating it (mode 0400) on first use */
+    const char *cookie_file; /* cookie mode: read the secret from this file instead */
+    const char *keyring;     /* keyring mode: a directory with this node's key pair
+                                (`key`, `key.pub`) and `peers` (one "KEY name" per line) */
+    bool hidden;             /* a hidden node (tools): connects only where asked and
+                                is not passed on to the mesh */
+    uint32_t tick_ms;        /* a silent peer is down after this; default 10,000 */
+    size_t peer_buffer;      /* bytes queued per peer before senders wait
+                                (Erlang's +zdbbl); default 1 MiB */
+    int log_level;           /* 0 quiet, 1 errors, 2 connections (default), 3 debug */
+} em_dist_config;
+
+/* em_dist_config_init fills c with the defaults (name NULL). */
+void em_dist_config_init(em_dist_config *c);
+/* em_dist_start makes the running runtime a node: it binds the listen address,
+ * and starts the thread that serves connections. EM_ESTATE if already started,
+ * EM_EINVAL for a bad name, address or trust setting (a line on stderr says
+ * which), EM_ENOTFOUND for a missing keyring or cookie file. Process only. The
+ * node stops with the runtime (peers are told), or with em_dist_stop. */
+int em_dist_start(const em_dist_config *c);
+int em_dist_stop(void);
+/* em_node: this node's name as an atom ('nonode@nohost' before em_dist_start);
+ * em_node_of: the node of a pid; em_node_port: the port this node listens on. */
+em_term em_node(void);
+em_term em_node_of(em_pid_t pid);
+int em_node_port(void);
+/* em_node_connect connects to "name@host:port" (or to a node already known by
+ * name) and waits up to timeout_ms until the handshake is done: 0, EM_ETIMEDOUT,
+ * EM_EINVAL, EM_ENOTFOUND (no address known), EM_ESTATE (not a node).
+ * Process only; may switch. */
+int em_node_connect(const char *node, int64_t timeout_ms);
+/* em_node_disconnect drops the connection (monitors fire with noconnection). */
+int em_node_disconnect(em_term node);
+/* em_nodes writes up to cap connected, visible nodes (atoms); returns how many
+ * there are. em_nodes_hidden does the same for hidden ones. */
+size_t em_nodes(em_term *out, size_t cap);
+size_t em_nodes_hidden(em_term *out, size_t cap);
+/* em_monitor_node (Erlang's monitor_node/2): while on, the caller gets
+ * ['nodeup', Node] and ['nodedown', Node] messages; for a node that is not
+ * connected at the call, a nodedown at once (as Erlang). em_monitor_nodes turns
+ * on the same messages for every node. Process only. */
+int em_monitor_node(em_term node, bool on);
+int em_monitor_nodes(bool on);
+/* em_send_remote sends to {name, node} (Erlang's {Name, Node} ! Msg): the name is
+ * looked up there, and a missing name is not an error (nothing happens). A
+ * local node sends to a registered name as em_send_named but without the error.
+ * Process only. */
+int em_send_remote(em_term name, em_term node, em_term msg);
+/* Remote spawn. em_register_fn gives fn a name that other nodes can spawn it by
+ * (Erlang's Module:Function); call it before em_dist_start, or from a process. */
+int em_register_fn(const char *name, em_proc_fn fn);
+em_proc_fn em_lookup_fn(const char *name);
+/* em_spawn_on spawns the function registered as fn_name on node with a copy of
+ * arg, with a link or monitor of it set (EM_SPAWN_LINK, EM_SPAWN_MONITOR; *ref
+ * gets the monitor's reference) before it runs, and waits up to timeout_ms for
+ * its pid. EM_ENOTFOUND: no such function there; EM_ETIMEDOUT; EM_ENOPROC: the
+ * node cannot be reached. On this node it is an ordinary spawn. Process only. */
+enum { EM_SPAWN_LINK = 1, EM_SPAWN_MONITOR = 2 };
+int em_spawn_on(em_term node, const char *fn_name, em_term arg, int flags, em_pid_t *out,
+                em_term *ref, int64_t timeout_ms);
+
+typedef struct em_dist_stats {
+    uint64_t msgs_out, msgs_in;          /* messages and signals sent to / received from peers */
+    uint64_t bytes_out, bytes_in;        /* after packing, before encryption */
+    uint64_t frames_out, frames_in;
+    uint64_t dropped;                    /* sent to a node that could not be reached */
+    uint64_t bad_frames;                 /* malformed input from a peer, dropped */
+    uint64_t refused;                    /* connections refused by the trust check */
+    uint64_t sender_waits;               /* times a sender waited for a peer's buffer */
+    size_t queued_bytes;                 /* bytes waiting in peer buffers now */
+    uint32_t peers;                      /* connected nodes */
+} em_dist_stats;
+int em_dist_stats_get(em_dist_stats *out);
+
 /* ------------------------------------------------------ introspection */
 
 typedef enum em_status {

@@ -2,7 +2,9 @@
 # Installs what ember needs to build and test on Debian 12, when it is missing.
 # Run by demo.sh and test.sh; runs apt-get as root (through sudo if needed).
 set -euo pipefail
-EMBER_PKGS=(build-essential cmake pkg-config libzmq3-dev libmsgpack-dev libsodium-dev libcmocka-dev valgrind)
+# clang and its runtime build the fuzz targets (libFuzzer) that the test suite runs.
+EMBER_PKGS=(build-essential cmake pkg-config libzmq3-dev libmsgpack-dev libsodium-dev libcmocka-dev valgrind
+            clang libclang-rt-14-dev)
 missing=()
 for p in "${EMBER_PKGS[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")

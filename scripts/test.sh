@@ -2,7 +2,8 @@
 # The README's second command: install what is missing, then build and run the
 # whole test suite three times: a plain build (stress tests at full size), and
 # AddressSanitizer and ThreadSanitizer builds (sizes divided by 200, since those
-# builds give every process a mapped stack of its own).
+# builds give every process a mapped stack of its own), then the fuzz targets
+# of the decoders that read other machines' input, for a bounded time each.
 set -uo pipefail
 cd "$(dirname "$0")/.."
 bash scripts/deps.sh
@@ -36,5 +37,21 @@ run_suite() {
 run_suite build -DCMAKE_BUILD_TYPE=RelWithDebInfo
 run_suite build-asan -DCMAKE_BUILD_TYPE=Debug -DEMBER_SANITIZE=address -DEMBER_STRESS_SCALE=200
 run_suite build-tsan -DCMAKE_BUILD_TYPE=Debug -DEMBER_SANITIZE=thread -DEMBER_STRESS_SCALE=200
+# The decoders that read input from other machines, fuzzed for a bounded time:
+# distribution's term codec and ember-epmd's request parser.
+fuzz() {
+  local name=$1; shift
+  echo "== fuzz: $name"
+  if "$@" >"/tmp/ember-fuzz-$name.log" 2>&1; then
+    grep -E "stat::number_of_executed_units|Done [0-9]+ runs" "/tmp/ember-fuzz-$name.log" | tail -1
+    passed=$((passed + 1))
+  else
+    echo "== fuzz: $name FAILED"
+    tail -40 "/tmp/ember-fuzz-$name.log"
+    failed=$((failed + 1))
+  fi
+}
+fuzz codec bash tests/fuzz/run.sh "${EMBER_FUZZ_SECONDS:-60}"
+fuzz epmd bash tests/epmd/fuzz_run.sh "${EMBER_FUZZ_SECONDS:-60}"
 echo "$passed passed, $failed failed"
 [ "$failed" -eq 0 ]

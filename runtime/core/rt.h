@@ -182,6 +182,9 @@ typedef struct emi_sched {
     _Alignas(EMI_CACHELINE) atomic_uint sleeping;  /* futex word: 1 while asleep */
     atomic_uint_fast64_t qsbr;      /* last epoch seen at a quiescent point; 0 = offline */
     emi_timers *timers;
+    atomic_int polling;             /* 1 while asleep in the network poll, not the futex:
+                                       a waker writes wake_fd instead (dist/net.c) */
+    int wake_fd;                    /* an eventfd, made on first poll; 0 = none */
 } emi_sched;
 
 /* The node: one per OS process. */
@@ -203,6 +206,7 @@ typedef struct emi_rt {
     atomic_int slots_wanted;        /* a spawn at the limit asks schedulers to give back
                                        the slots and indices they keep (proc.c) */
     _Alignas(EMI_CACHELINE) atomic_uint_fast64_t epoch;   /* QSBR */
+    atomic_uint_fast64_t ext_qsbr;  /* the dist thread's slot, as a scheduler's qsbr */
     _Alignas(EMI_CACHELINE) atomic_uint n_sleeping;
     atomic_uint n_spinning;
     atomic_int stopping;
@@ -304,6 +308,48 @@ void emi_signals_init(void);                        /* as the runtime starts */
 em_term emi_atom_stack_overflow(void);
 /* emi_relations_counts: p's links and live monitors; returns its table's bytes. */
 size_t emi_relations_counts(emi_proc *p, uint32_t *links, uint32_t *monitored_by);
+/* Relations with processes of other nodes (signal.c), for dist/: each acts on the
+ * local process `local` from any thread (the dist thread is a QSBR participant). */
+void emi_link_exit_deliver(em_pid_t local, em_pid_t from, em_term reason);  /* a link's exit */
+void emi_exit2_deliver(em_pid_t local, em_pid_t from, em_term reason);      /* em_exit_pid's */
+void emi_down_deliver(em_pid_t local, uint64_t id, em_pid_t from, em_term reason);
+int emi_link_add_remote(em_pid_t local, em_pid_t remote);     /* EM_ENOPROC: local is gone */
+void emi_link_remove_remote(em_pid_t local, em_pid_t remote);
+int emi_monitor_add_remote(em_pid_t local, uint64_t key, em_pid_t watcher);
+void emi_monitor_remove_remote(em_pid_t local, uint64_t key);
+/* A monitor of a remote process has an id with this bit (and not MON_TAG's). */
+#define EMI_REMOTE_MON_BIT (1ull << 62)
+#define EMI_REMOTE_MON_MASK ((1ull << 46) - 1)   /* the counter; bits 46-61 hold the target node */
+
+em_pid_t emi_whereis_name(const char *name, size_t len);   /* registry.c: no interning */
+
+/* dist/ hooks, each cheap and a no-op until em_dist_start (dist/hooks.c). */
+int emi_dist_send(emi_proc *self, em_pid_t to, em_term msg);
+int emi_dist_send_array(emi_proc *self, em_pid_t to, size_t n, const em_term *items);
+int emi_dist_link(emi_proc *self, em_pid_t to, bool on);
+int emi_dist_monitor(emi_proc *self, em_pid_t to, uint64_t id);
+int emi_dist_demonitor(emi_proc *self, uint64_t id);      /* 1 if it was active */
+int emi_dist_exit(emi_proc *self, em_pid_t to, em_term reason);
+/* As a process ends, for a relation with a remote process. */
+void emi_dist_fire_link(em_pid_t self, em_pid_t remote, em_term reason);
+void emi_dist_fire_down(em_pid_t self, em_pid_t watcher, uint64_t key, em_term reason);
+void emi_dist_shutdown(void);                             /* as the runtime stops */
+/* While distribution runs, a scheduler with nothing to run waits for network
+ * input itself (one hand-off less than waking it from the dist thread): true if
+ * it did wait, false if it must sleep on its futex. A busy scheduler looks for
+ * input now and then. */
+extern atomic_int emi_dist_up;
+bool emi_dist_idle_poll(emi_sched *s, int64_t timeout_ns);
+void emi_dist_busy_poll(emi_sched *s, bool now);
+void emi_dist_poke(emi_sched *s);                         /* wake s out of its poll */
+/* QSBR for threads that are not schedulers (the dist thread): between enter and
+ * leave it may hold process pointers. */
+void emi_qsbr_ext_enter(void);
+void emi_qsbr_ext_leave(void);
+/* Set while this thread has packed items for peers that wait for a flush. */
+extern _Thread_local bool emi_dist_dirty;
+void emi_flush_dirty(void);
+
 #define EMI_SPAWN_LINK 1
 #define EMI_SPAWN_MONITOR 2
 /* emi_preempt_request: p was sent an exit signal; if it is running a long slice

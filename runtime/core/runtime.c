@@ -176,6 +176,7 @@ int em_run(const em_config *cfg, em_proc_fn root, em_term arg)
     emi_preempt_stop(rt);   /* before the threads it signals are joined */
     for (int i = 1; i < started; i++)
         pthread_join(rt->scheds[i]->thread, NULL);
+    emi_dist_shutdown();   /* its thread may deliver to processes until here */
     int status = atomic_load_explicit(&rt->halt_status, memory_order_relaxed);
     emi_fault_uninstall();
     rt_free(rt);

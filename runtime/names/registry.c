@@ -147,6 +147,12 @@ em_pid_t em_whereis(em_term name)
     return pid;
 }
 
+em_pid_t emi_whereis_name(const char *name, size_t len)
+{
+    int64_t idx = emi_atom_lookup(name, len);
+    return idx < 0 ? 0 : em_whereis(emi_make_atom((uint32_t)idx));
+}
+
 int em_send_named(em_term name, em_term msg)
 {
     if (!em_atom_name(name))

@@ -72,12 +72,17 @@ static int send_block(emi_proc *self, em_pid_t to, emi_block *b)
     return 0;
 }
 
+/* 0 for a local destination, 1 for a remote one (dist/ takes it), or an error. */
 static int check_dest(emi_proc *self, emi_rt *rt, em_pid_t to)
 {
     if (!self || !rt)
         return EM_ENOTPROC;
     uint32_t idx = em_pid_index(to);
-    if (em_pid_node(to) != 0 || idx == 0 || idx > rt->cfg.max_processes)
+    if (idx == 0)
+        return EM_EINVAL;
+    if (em_pid_node(to) != 0)
+        return 1;
+    if (idx > rt->cfg.max_processes)
         return EM_EINVAL;
     return 0;
 }
@@ -88,7 +93,7 @@ int em_send(em_pid_t to, em_term msg)
     emi_rt *rt = emi_rt_g;
     int err = check_dest(self, rt, to);
     if (err)
-        return err;
+        return err == 1 ? emi_dist_send(self, to, msg) : err;
     emi_block *b = emi_block_for_term(msg, rt->cfg.max_term_bytes, &err);
     return b ? send_block(self, to, b) : err;
 }
@@ -99,7 +104,7 @@ int em_send_array(em_pid_t to, size_t n, const em_term *items)
     emi_rt *rt = emi_rt_g;
     int err = check_dest(self, rt, to);
     if (err)
-        return err;
+        return err == 1 ? emi_dist_send_array(self, to, n, items) : err;
     emi_block *b = emi_block_for_array(n, items, rt->cfg.max_term_bytes, &err);
     return b ? send_block(self, to, b) : err;
 }

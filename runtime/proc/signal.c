@@ -23,7 +23,7 @@
 #include "proc/relations.h"
 
 static em_term a_exit, a_down, a_process, a_normal, a_kill, a_killed, a_noproc, a_badarg,
-    a_stack_overflow;
+    a_stack_overflow, a_noconnection;
 
 void emi_signals_init(void)
 {
@@ -36,6 +36,7 @@ void emi_signals_init(void)
     a_noproc = em_atom("noproc");
     a_badarg = em_atom("badarg");
     a_stack_overflow = em_atom("stack_overflow");
+    a_noconnection = em_atom("noconnection");
 }
 
 em_term emi_atom_stack_overflow(void) { return a_stack_overflow; }
@@ -193,8 +194,12 @@ void emi_relations_fire(emi_proc *p)
     emi_rel_lock(p);
     emi_reltab *t = emi_rel_take(p);
     for (uint32_t i = 0; t && i < t->cap; i++)
-        if (t->e[i].kind == REL_MON_IN)
-            send_down_to(t->e[i].pid, t->e[i].key, p->pid, reason);
+        if (t->e[i].kind == REL_MON_IN) {
+            if (em_pid_node(t->e[i].pid) != 0)
+                emi_dist_fire_down(p->pid, t->e[i].pid, t->e[i].key, reason);
+            else
+                send_down_to(t->e[i].pid, t->e[i].key, p->pid, reason);
+        }
     emi_rel_unlock(p);
     if (!t)
         return;
@@ -204,6 +209,10 @@ void emi_relations_fire(emi_proc *p)
         emi_rel *e = &t->e[i];
         if (e->kind != REL_LINK)
             continue;
+        if (em_pid_node(e->pid) != 0) {
+            emi_dist_fire_link(p->pid, e->pid, reason);
+            continue;
+        }
         emi_proc *q = emi_proc_lookup(e->pid);
         if (!q)
             continue;
@@ -227,13 +236,110 @@ void emi_relations_fire(emi_proc *p)
     emi_reltab_free(t);
 }
 
+/* ------------------------------------------- relations with other nodes */
+
+void emi_link_exit_deliver(em_pid_t local, em_pid_t from, em_term reason)
+{
+    emi_proc *q = emi_proc_lookup(local);
+    if (!q)
+        return;
+    emi_rel_lock(q);
+    emi_rel *r = emi_rel_find(q, REL_LINK, from);
+    bool sent = false;
+    if (r && !r->exiting) {
+        emi_block *b = exit_block(from, reason, SIG_EXIT_LINK);
+        if (b) {
+            r->exiting = 1;
+            send_exit_signal(q, b);
+            sent = true;
+        } else {
+            lost("link exit signal");
+        }
+    }
+    emi_rel_unlock(q);
+    if (sent && reason != a_normal)
+        emi_preempt_request(q);
+}
+
+void emi_exit2_deliver(em_pid_t local, em_pid_t from, em_term reason)
+{
+    emi_proc *q = emi_proc_lookup(local);
+    if (!q)
+        return;
+    emi_block *b = exit_block(from, reason, SIG_EXIT);
+    if (!b) {
+        lost("exit signal");
+        return;
+    }
+    send_exit_signal(q, b);
+    emi_preempt_request(q);
+}
+
+void emi_down_deliver(em_pid_t local, uint64_t id, em_pid_t from, em_term reason)
+{
+    send_down_to(local, id, from, reason);
+}
+
+int emi_link_add_remote(em_pid_t local, em_pid_t remote)
+{
+    emi_proc *q = emi_proc_lookup(local);
+    if (!q)
+        return EM_ENOPROC;
+    int rc = 0;
+    emi_rel_lock(q);
+    if (atomic_load_explicit(&q->rel_dead, memory_order_relaxed))   /* under q's lock */
+        rc = EM_ENOPROC;
+    else if (!emi_rel_find(q, REL_LINK, remote))
+        rc = emi_rel_add(q, REL_LINK, remote, remote);
+    emi_rel_unlock(q);
+    return rc;
+}
+
+void emi_link_remove_remote(em_pid_t local, em_pid_t remote)
+{
+    emi_proc *q = emi_proc_lookup(local);
+    if (!q)
+        return;
+    emi_rel_lock(q);
+    emi_rel_remove(q, REL_LINK, remote);
+    emi_rel_unlock(q);
+}
+
+int emi_monitor_add_remote(em_pid_t local, uint64_t key, em_pid_t watcher)
+{
+    emi_proc *q = emi_proc_lookup(local);
+    if (!q)
+        return EM_ENOPROC;
+    int rc = 0;
+    emi_rel_lock(q);
+    if (atomic_load_explicit(&q->rel_dead, memory_order_relaxed))   /* under q's lock */
+        rc = EM_ENOPROC;
+    else
+        rc = emi_rel_add(q, REL_MON_IN, key, watcher);
+    emi_rel_unlock(q);
+    return rc;
+}
+
+void emi_monitor_remove_remote(em_pid_t local, uint64_t key)
+{
+    emi_proc *q = emi_proc_lookup(local);
+    if (!q)
+        return;
+    emi_rel_lock(q);
+    emi_rel_remove(q, REL_MON_IN, key);
+    emi_rel_unlock(q);
+}
+
 /* ------------------------------------------------------------------ the API */
 
-static int check_pid(em_pid_t pid)
+/* A pid the API accepts: local and in range, or of a known remote node once
+ * distribution runs (*remote set). */
+static int check_pid_r(em_pid_t pid, bool *remote)
 {
     emi_rt *rt = emi_rt_g;
     uint32_t idx = em_pid_index(pid);
-    if (em_pid_node(pid) != 0 || idx == 0 || idx > rt->cfg.max_processes)
+    *remote = em_pid_node(pid) != 0;
+    if (idx == 0 || (!*remote && idx > rt->cfg.max_processes))
         return EM_EINVAL;
     return 0;
 }
@@ -266,11 +372,14 @@ int em_exit_pid(em_pid_t pid, em_term reason)
     emi_proc *p = emi_current();
     if (!p)
         return EM_ENOTPROC;
-    int rc = check_pid(pid);
+    bool remote;
+    int rc = check_pid_r(pid, &remote);
     if (!rc)
         rc = check_reason(reason);
     if (rc)
         return rc;
+    if (remote)
+        return emi_dist_exit(p, pid, reason);
     emi_proc *q = emi_proc_lookup(pid);
     if (!q)
         return 0;   /* as Erlang: an exit signal to a dead process is dropped */
@@ -320,9 +429,32 @@ int em_link(em_pid_t pid)
     emi_proc *p = emi_current();
     if (!p)
         return EM_ENOTPROC;
-    int rc = check_pid(pid);
+    bool remote;
+    int rc = check_pid_r(pid, &remote);
     if (rc || pid == p->pid)
         return rc;
+    if (remote) {
+        /* Our half now, theirs when the LINK arrives there; a peer that cannot
+         * be reached answers as a dead process does. */
+        emi_rel_lock(p);
+        if (!emi_rel_find(p, REL_LINK, pid))
+            rc = emi_rel_add(p, REL_LINK, pid, pid);
+        emi_rel_unlock(p);
+        if (!rc && (rc = emi_dist_link(p, pid, true)) != 0) {
+            emi_rel_lock(p);
+            emi_rel_remove(p, REL_LINK, pid);
+            emi_rel_unlock(p);
+            if (rc == EM_ENOPROC && atomic_load_explicit(&p->trap_exit, memory_order_relaxed)) {
+                emi_block *b = exit_block(pid, a_noconnection, SIG_NONE);
+                if (!b)
+                    return EM_ENOMEM;
+                emi_deliver_to(p, b);
+                rc = 0;
+            }
+        }
+        emi_charge(p, 1);
+        return rc;
+    }
     /* Both tables change in one critical section under both locks: a link is
      * never half made, whatever the peer does meanwhile (unlink, link, end). */
     emi_proc *q = emi_proc_lookup(pid);
@@ -363,11 +495,18 @@ int em_unlink(em_pid_t pid)
     emi_proc *p = emi_current();
     if (!p)
         return EM_ENOTPROC;
-    int rc = check_pid(pid);
+    bool remote;
+    int rc = check_pid_r(pid, &remote);
     if (rc || pid == p->pid)
         return rc;
-    emi_proc *q = emi_proc_lookup(pid);
-    if (q) {
+    emi_proc *q = remote ? NULL : emi_proc_lookup(pid);
+    if (remote) {
+        emi_rel_lock(p);
+        bool had = emi_rel_remove(p, REL_LINK, pid);
+        emi_rel_unlock(p);
+        if (had)
+            emi_dist_link(p, pid, false);
+    } else if (q) {
         lock_pair(p, q);
         emi_rel_remove(p, REL_LINK, pid);
         emi_rel_remove(q, REL_LINK, p->pid);
@@ -399,9 +538,28 @@ int em_monitor(em_pid_t pid, em_term *ref)
     emi_proc *p = emi_current();
     if (!p)
         return EM_ENOTPROC;
-    int rc = check_pid(pid);
+    bool remote;
+    int rc = check_pid_r(pid, &remote);
     if (rc)
         return rc;
+    if (remote) {
+        /* The monitor is recorded at the target's node; this node keeps the id
+         * (for demonitor and for noconnection), tagged as remote. */
+        uint64_t id = EMI_REMOTE_MON_BIT | ((uint64_t)em_pid_node(pid) << 46) |
+                      (emi_ref_next() & EMI_REMOTE_MON_MASK);
+        em_term r = emi_ref_box(&p->heap, 0, id);
+        if (r == EM_NONE)
+            return EM_ENOMEM;
+        if (ref)
+            *ref = r;
+        rc = emi_dist_monitor(p, pid, id);
+        if (rc == EM_ENOPROC) {
+            send_down_to(p->pid, id, pid, a_noconnection);
+            rc = 0;
+        }
+        emi_charge(p, 1);
+        return rc;
+    }
     uint64_t id = emi_monitor_ref_id(pid);
     em_term r = emi_ref_box(&p->heap, 0, id);
     if (r == EM_NONE)
@@ -446,6 +604,13 @@ int em_demonitor(em_term ref, int flags)
         return EM_EINVAL;
     uint64_t id = emi_box(ref)[2];
     bool active = false;
+    if (!(id & MON_TAG) && (id & EMI_REMOTE_MON_BIT)) {
+        active = emi_dist_demonitor(p, id) == 1;
+        if (flags & EM_DEMONITOR_FLUSH)
+            emi_mailbox_remove(p, is_down_for, id);
+        emi_charge(p, 1);
+        return active ? 1 : 0;
+    }
     uint32_t idx = (uint32_t)(id & ((1u << MON_INDEX_BITS) - 1));
     if ((id & MON_TAG) && idx && idx <= emi_rt_g->cfg.max_processes) {
         /* Whatever process holds the slot now: if it is the target, its table

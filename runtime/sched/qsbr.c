@@ -54,6 +54,9 @@ void emi_qsbr_reclaim(emi_sched *s, bool all)
             if (q && q < min)
                 min = q;
         }
+        uint64_t x = atomic_load_explicit(&rt->ext_qsbr, memory_order_seq_cst);
+        if (x && x < min)
+            min = x;
     }
     while (s->limbo_head && s->limbo_head->retire_epoch < min) {
         emi_proc *p = s->limbo_head;
@@ -63,4 +66,20 @@ void emi_qsbr_reclaim(emi_sched *s, bool all)
     }
     if (!s->limbo_head)
         s->limbo_tail = NULL;
+}
+
+/* The dist thread delivers to processes as a scheduler does, so it takes part in
+ * the grace period through a slot of its own: online between enter and leave. */
+void emi_qsbr_ext_enter(void)
+{
+    emi_rt *rt = emi_rt_g;
+    /* seq_cst: as emi_qsbr_quiescent; published before we read the table. */
+    uint64_t e = atomic_load_explicit(&rt->epoch, memory_order_seq_cst);
+    atomic_store_explicit(&rt->ext_qsbr, e, memory_order_seq_cst);
+}
+
+void emi_qsbr_ext_leave(void)
+{
+    /* seq_cst: once others read 0, we hold no pointers. */
+    atomic_store_explicit(&emi_rt_g->ext_qsbr, 0, memory_order_seq_cst);
 }

@@ -25,6 +25,7 @@
 #include "mem/pool.h"
 
 #define SPIN_NS 50000u            /* spin this long before sleeping */
+#define SPIN_DIST_NS 0u           /* ... while distribution runs */
 #define GLOBAL_CHECK_EVERY 61     /* look at the global queue first this often */
 #define PINNED_TURN_EVERY 32      /* a preempted process's turn comes this often */
 
@@ -233,7 +234,12 @@ void emi_wake_idle(void)
         if (atomic_load_explicit(&v->sleeping, memory_order_relaxed) == 1 &&
             atomic_compare_exchange_strong_explicit(&v->sleeping, &one, 0, memory_order_seq_cst,
                                                     memory_order_relaxed)) {
-            futex_wake(&v->sleeping);
+            /* seq_cst: against the sleeper's store to `polling` then load of
+             * `sleeping` (Dekker): one of us sees the other. */
+            if (atomic_load_explicit(&v->polling, memory_order_seq_cst))
+                emi_dist_poke(v);
+            else
+                futex_wake(&v->sleeping);
             if (!all)
                 return;
         }
@@ -550,13 +556,17 @@ static void idle(emi_rt *rt, emi_sched *s)
     /* Relaxed: the spinner count is a hint that spares wakers a futex call. */
     atomic_fetch_add_explicit(&rt->n_spinning, 1, memory_order_relaxed);
     bool found = false;
+    /* With distribution on, input from other nodes wakes us only once we poll
+     * for it, and a spinning thread takes the core from ZeroMQ's I/O thread on
+     * a small machine: spin briefly. Relaxed: a hint. */
+    uint64_t spin_ns = atomic_load_explicit(&emi_dist_up, memory_order_relaxed) ? SPIN_DIST_NS : SPIN_NS;
     for (unsigned i = 0;; i++) {
         if (stealable_work(rt, s) || timers_due(s) ||
             atomic_load_explicit(&rt->stopping, memory_order_relaxed)) {
             found = true;
             break;
         }
-        if ((i & 63) == 63 && emi_now_ns() - t0 > SPIN_NS)
+        if (((i & 7) == 7 || spin_ns == 0) && emi_now_ns() - t0 >= spin_ns)
             break;
         for (int k = 0; k < 16; k++)
             emi_cpu_relax();
@@ -572,7 +582,8 @@ static void idle(emi_rt *rt, emi_sched *s)
         atomic_store_explicit(&s->sleeping, 1, memory_order_seq_cst);
         atomic_fetch_add_explicit(&rt->n_sleeping, 1, memory_order_seq_cst);
         emi_qsbr_offline(s);
-        if (!stealable_work(rt, s) && !atomic_load_explicit(&rt->stopping, memory_order_seq_cst))
+        if (!stealable_work(rt, s) && !atomic_load_explicit(&rt->stopping, memory_order_seq_cst) &&
+            !emi_dist_idle_poll(s, emi_timers_next(s)))
             futex_wait(&s->sleeping, 1, emi_timers_next(s));
         atomic_store_explicit(&s->sleeping, 0, memory_order_relaxed);
         atomic_fetch_sub_explicit(&rt->n_sleeping, 1, memory_order_seq_cst);
@@ -597,6 +608,9 @@ void emi_sched_loop(emi_sched *s)
         if (atomic_load_explicit(&rt->slots_wanted, memory_order_relaxed))
             emi_slots_return(s);
         emi_timers_run(s, 0);
+        /* Relaxed: a hint; the poll itself synchronises through its token. */
+        if ((s->tick & 15) == 0 && atomic_load_explicit(&emi_dist_up, memory_order_relaxed))
+            emi_dist_busy_poll(s, false);
         if (atomic_load_explicit(&rt->stopping, memory_order_acquire))
             break;
         emi_proc *p = find_work(rt, s);
@@ -605,6 +619,10 @@ void emi_sched_loop(emi_sched *s)
             continue;
         }
         run(rt, s, p);
+        /* What the process packed for other nodes leaves now that it is off the
+         * core: a burst of sends goes as one frame, a lone reply at once. */
+        if (emi_dist_dirty)
+            emi_flush_dirty();
     }
     emi_qsbr_offline(s);
     emi_stack_thread_fini();

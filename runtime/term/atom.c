@@ -91,6 +91,19 @@ static int64_t probe(_Atomic uint32_t *tab, const char *name, size_t len, uint32
     }
 }
 
+int64_t emi_atom_lookup(const char *name, size_t len)
+{
+    if (!name || len > ATOM_MAX_LEN || memchr(name, '\0', len))
+        return EM_EINVAL;
+    uint32_t free_slot;
+    /* Acquire pairs with the release that published the table. */
+    _Atomic uint32_t *tab = atomic_load_explicit(&slots, memory_order_acquire);
+    if (!tab)
+        return EM_ENOTFOUND;
+    int64_t idx = probe(tab, name, len, hash_name(name, len), &free_slot);
+    return idx < 0 ? EM_ENOTFOUND : idx;
+}
+
 int64_t emi_atom_intern(const char *name, size_t len)
 {
     if (!name || len > ATOM_MAX_LEN || memchr(name, '\0', len))

@@ -73,6 +73,7 @@ static inline size_t emi_words(size_t bytes) { return (bytes + 7) / 8; }
 
 /* Atoms (atom.c). emi_atom_intern returns the index or a negative EM_E* code. */
 int64_t emi_atom_intern(const char *name, size_t len);
+int64_t emi_atom_lookup(const char *name, size_t len);   /* never interns: EM_ENOTFOUND */
 const char *emi_atom_str(uint32_t idx, size_t *len);
 bool emi_atom_valid(uint32_t idx);           /* an interned atom's index */
 

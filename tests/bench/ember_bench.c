@@ -4,6 +4,7 @@
  * Each workload does what anchors.erl does, message for message, and prints one
  * line in the anchors' format so the two can be set side by side:
  *   ember-bench spawn N | skynet N | ring N | pingpong N | link N | monitor N | all
+ *   ember-bench dist N | distbulk N     (two nodes on loopback: bench_dist.c)
  * Options: -s SCHEDULERS (default: one per core).
  */
 #include <stdatomic.h>
@@ -13,6 +14,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "bench.h"
 #include "ember.h"
 
 static long param_n;
@@ -285,12 +287,15 @@ static void bench_monitor(em_term arg)
 static int usage(void)
 {
     fprintf(stderr, "usage: ember-bench [-s SCHEDULERS] spawn|skynet|ring|pingpong|link|monitor N\n"
+                    "       ember-bench [-s SCHEDULERS] dist|distbulk N\n"
                     "       ember-bench [-s SCHEDULERS] all [N]\n");
     return 2;
 }
 
 static int run_one(const char *name, long n, int scheds)
 {
+    if ((!strcmp(name, "dist") || !strcmp(name, "distbulk")) && n > 0)
+        return bench_dist_run(name, n, scheds);
     em_proc_fn fn = NULL;
     if (!strcmp(name, "spawn"))
         fn = bench_spawn;
