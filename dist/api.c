@@ -286,15 +286,12 @@ fail_early:
 static void say_goodbye(void)
 {
     for (emi_peer *pr = emi_peers_first(); pr; pr = pr->next) {
-        size_t mark;
         if (!atomic_load_explicit(&pr->up, memory_order_relaxed))
             continue;
-        msgpack_packer *pk = emi_peer_begin(pr, 0, &mark);
-        if (!pk)
-            continue;
+        msgpack_packer *pk = emi_pack_begin();
         msgpack_pack_array(pk, 1);
         msgpack_pack_uint8(pk, OP_BYE);
-        emi_peer_end(pr, 0, mark, true);
+        emi_pack_commit(pr, 0, 0, true, false);
         pthread_mutex_lock(&pr->lock);
         emi_peer_flush_locked(pr);
         pthread_mutex_unlock(&pr->lock);

@@ -59,6 +59,9 @@ enum emi_op {
 #define EMI_FRAME_MAX (64 * 1024)     /* a frame of small items is sent at this size */
 #define EMI_FRAG_MAX (16 * 1024)      /* items above this go to the bulk lane, in fragments */
 #define EMI_BULK_FRAG (64 * 1024)     /* the size of those fragments */
+#ifndef EMI_BULK_WINDOW
+#define EMI_BULK_WINDOW 4             /* bulk frames sent and not yet handled there */
+#endif
 #define EMI_BULK_SUFFIX "\x01" "b"   /* the bulk lane's routing id: the node's name, then this */
 #define EMI_SNDHWM 16                 /* frames ZeroMQ may hold per peer */
 #define EMI_MAX_NODES 65536
@@ -117,6 +120,7 @@ struct emi_peer {
     size_t buf_items;
     emi_stream *streams;            /* large items in fragments, per sender */
     size_t queued;                  /* bytes in buf and streams */
+    size_t queued_bulk;             /* of which in streams (the bulk lane) */
     int64_t connect_ns, last_out_ns;
     uint32_t mon_id;                /* inproc endpoint number of the socket monitor */
     void *mon;                      /* its PAIR socket: the dist thread's only */
@@ -138,18 +142,17 @@ emi_peer *emi_peer_get(const char *name, size_t len);
 void emi_peers_fini(void);
 emi_peer *emi_peers_first(void);
 
-/* Packing an item for a peer: emi_peer_begin locks the peer and returns its
- * packer positioned at the end of the buffer (NULL if the item must be dropped:
- * the node is unreachable). emi_peer_end finishes it: it moves a large item to
- * a stream, counts it, and unlocks; ok false discards what was packed. The
- * `from` pid orders a sender's items after its own large ones. */
-msgpack_packer *emi_peer_begin(emi_peer *pr, em_pid_t from, size_t *mark);
-/* The same for a process's send: NULL with *full set when the buffer is at its
- * bound (wait with emi_peer_wait_room and try again), NULL without it when the
- * item must be dropped (the node is unreachable, or `node` is a dead life). */
-msgpack_packer *emi_peer_begin_send(emi_peer *pr, em_pid_t from, uint32_t node, size_t *mark,
-                                    bool *full);
-void emi_peer_end(emi_peer *pr, em_pid_t from, size_t mark, bool ok);
+/* Sending an item to a peer: emi_pack_begin gives the calling thread's packer,
+ * emptied; the caller packs one item (without any lock) and emi_pack_commit
+ * appends it to pr's buffer, or to the sender's stream (a large item, or any
+ * item of a sender whose stream is not empty: its order). `node` (0: any) is the
+ * node life the item is for; ok false discards the item. With `wait`, a process
+ * waits while the buffer is at its bound. Returns 0, EM_ENOPROC when the item is
+ * dropped (the node is unreachable, or `node` is a dead life), EM_EBADTERM,
+ * EM_ENOMEM. Nothing may switch between begin and commit. */
+msgpack_packer *emi_pack_begin(void);
+int emi_pack_commit(emi_peer *pr, em_pid_t from, uint32_t node, bool ok, bool wait);
+void emi_pack_thread_fini(void);
 /* emi_peer_flush sends what is buffered (the caller holds the lock): false when
  * ZeroMQ would block, and what is left waits for the next flush. */
 bool emi_peer_flush_locked(emi_peer *pr);
@@ -160,7 +163,7 @@ void emi_flush_dirty(void);                    /* this thread's dirty peers */
 /* The item sent first on a new connection. */
 void emi_peer_hello_locked(emi_peer *pr);
 /* Wait (a process) until pr's buffer has room; false if it went down. */
-bool emi_peer_wait_room(emi_peer *pr);
+bool emi_peer_wait_room(emi_peer *pr, bool bulk);
 
 /* ------------------------------------------------------------------ ops.c */
 

@@ -32,19 +32,6 @@ static bool is_dead(emi_node *n)
     return atomic_load_explicit(&n->dead, memory_order_relaxed) != 0;
 }
 
-/* Begin an item from a process, waiting while the peer's buffer is full. */
-static msgpack_packer *begin(emi_node *n, em_pid_t from, size_t *mark)
-{
-    for (;;) {
-        bool full;
-        msgpack_packer *pk = emi_peer_begin_send(n->peer, from, n->idx, mark, &full);
-        if (pk || !full)
-            return pk;
-        if (!emi_current() || !emi_peer_wait_room(n->peer))
-            return NULL;
-    }
-}
-
 int emi_dist_send(emi_proc *self, em_pid_t to, em_term msg)
 {
     emi_node *n = node_of(to);
@@ -55,17 +42,14 @@ int emi_dist_send(emi_proc *self, em_pid_t to, em_term msg)
         emi_dist_count(&emi_dist_g.dropped, 1);
         return 0;
     }
-    size_t mark;
-    msgpack_packer *pk = begin(n, self->pid, &mark);
-    if (!pk)
-        return 0;
+    msgpack_packer *pk = emi_pack_begin();
     msgpack_pack_array(pk, 4);
     msgpack_pack_uint8(pk, OP_SEND);
     msgpack_pack_uint64(pk, self->pid);
     msgpack_pack_uint64(pk, to & LOCAL_BITS);
     int rc = emi_codec_pack(pk, msg, &emi_dist_codec_nodes);
-    emi_peer_end(n->peer, self->pid, mark, rc == 0);
-    return rc;
+    int c = emi_pack_commit(n->peer, self->pid, n->idx, rc == 0, true);
+    return rc ? rc : c == EM_ENOPROC ? 0 : c;   /* an unreachable node is not an error */
 }
 
 int emi_dist_send_array(emi_proc *self, em_pid_t to, size_t cnt, const em_term *items)
@@ -78,10 +62,7 @@ int emi_dist_send_array(emi_proc *self, em_pid_t to, size_t cnt, const em_term *
         emi_dist_count(&emi_dist_g.dropped, 1);
         return 0;
     }
-    size_t mark;
-    msgpack_packer *pk = begin(n, self->pid, &mark);
-    if (!pk)
-        return 0;
+    msgpack_packer *pk = emi_pack_begin();
     msgpack_pack_array(pk, 4);
     msgpack_pack_uint8(pk, OP_SEND);
     msgpack_pack_uint64(pk, self->pid);
@@ -90,18 +71,15 @@ int emi_dist_send_array(emi_proc *self, em_pid_t to, size_t cnt, const em_term *
     int rc = 0;
     for (size_t i = 0; i < cnt && rc == 0; i++)
         rc = emi_codec_pack(pk, items[i], &emi_dist_codec_nodes);
-    emi_peer_end(n->peer, self->pid, mark, rc == 0);
-    return rc;
+    int c = emi_pack_commit(n->peer, self->pid, n->idx, rc == 0, true);
+    return rc ? rc : c == EM_ENOPROC ? 0 : c;
 }
 
 /* [op, from, to] or [op, from, to, id] or [op, from, to, reason]. */
 static int send_op(emi_node *n, int op, em_pid_t from, em_pid_t to, bool has_id, uint64_t id,
                    em_term reason, bool wait)
 {
-    size_t mark;
-    msgpack_packer *pk = wait ? begin(n, from, &mark) : emi_peer_begin(n->peer, from, &mark);
-    if (!pk)
-        return EM_ENOPROC;
+    msgpack_packer *pk = emi_pack_begin();
     msgpack_pack_array(pk, 3 + (has_id ? 1 : 0) + (reason != EM_NONE ? 1 : 0));
     msgpack_pack_uint8(pk, (uint8_t)op);
     msgpack_pack_uint64(pk, from);
@@ -109,8 +87,8 @@ static int send_op(emi_node *n, int op, em_pid_t from, em_pid_t to, bool has_id,
     if (has_id)
         msgpack_pack_uint64(pk, id);
     int rc = reason == EM_NONE ? 0 : emi_codec_pack(pk, reason, &emi_dist_codec_nodes);
-    emi_peer_end(n->peer, from, mark, rc == 0);
-    return rc;
+    int c = emi_pack_commit(n->peer, from, n->idx, rc == 0, wait);
+    return rc ? rc : c;
 }
 
 int emi_dist_link(emi_proc *self, em_pid_t to, bool on)
@@ -202,10 +180,7 @@ int emi_dist_spawn_request(emi_proc *self, emi_node *n, uint64_t req, const char
 {
     if (is_dead(n))
         return EM_ENOPROC;
-    size_t mark;
-    msgpack_packer *pk = begin(n, self->pid, &mark);
-    if (!pk)
-        return EM_ENOPROC;
+    msgpack_packer *pk = emi_pack_begin();
     size_t fl = strlen(fn);
     msgpack_pack_array(pk, 7);
     msgpack_pack_uint8(pk, OP_SPAWN_REQ);
@@ -216,8 +191,8 @@ int emi_dist_spawn_request(emi_proc *self, emi_node *n, uint64_t req, const char
     int rc = emi_codec_pack(pk, arg, &emi_dist_codec_nodes);
     msgpack_pack_uint64(pk, (uint64_t)flags);
     msgpack_pack_uint64(pk, ref & EMI_REMOTE_MON_MASK);
-    emi_peer_end(n->peer, self->pid, mark, rc == 0);
-    return rc;
+    int c = emi_pack_commit(n->peer, self->pid, n->idx, rc == 0, true);
+    return rc ? rc : c;
 }
 
 /* [11, to, req, child or 0, flags, ref, error]: sent by the child itself (or by
@@ -226,10 +201,7 @@ int emi_dist_spawn_request(emi_proc *self, emi_node *n, uint64_t req, const char
 void emi_dist_spawn_reply(emi_peer *pr, em_pid_t from, em_pid_t to, uint64_t req, em_pid_t child,
                           uint64_t flags, uint64_t ref, em_term error)
 {
-    size_t mark;
-    msgpack_packer *pk = emi_peer_begin(pr, from, &mark);
-    if (!pk)
-        return;
+    msgpack_packer *pk = emi_pack_begin();
     msgpack_pack_array(pk, 7);
     msgpack_pack_uint8(pk, OP_SPAWN_REPLY);
     msgpack_pack_uint64(pk, to & LOCAL_BITS);
@@ -238,16 +210,13 @@ void emi_dist_spawn_reply(emi_peer *pr, em_pid_t from, em_pid_t to, uint64_t req
     msgpack_pack_uint64(pk, flags);
     msgpack_pack_uint64(pk, ref);
     int rc = emi_codec_pack(pk, error, &emi_dist_codec_nodes);
-    emi_peer_end(pr, from, mark, rc == 0);
+    emi_pack_commit(pr, from, 0, rc == 0, false);
 }
 
 /* [2, from, name, msg] */
 int emi_dist_send_named(emi_proc *self, emi_peer *pr, em_term name, em_term msg)
 {
-    size_t mark;
-    msgpack_packer *pk = emi_peer_begin(pr, self->pid, &mark);
-    if (!pk)
-        return 0;
+    msgpack_packer *pk = emi_pack_begin();
     size_t nl;
     const char *s = em_atom_name(name);
     nl = strlen(s);
@@ -257,6 +226,6 @@ int emi_dist_send_named(emi_proc *self, emi_peer *pr, em_term name, em_term msg)
     msgpack_pack_str(pk, nl);
     msgpack_pack_str_body(pk, s, nl);
     int rc = emi_codec_pack(pk, msg, &emi_dist_codec_nodes);
-    emi_peer_end(pr, self->pid, mark, rc == 0);
-    return rc;
+    int c = emi_pack_commit(pr, self->pid, 0, rc == 0, true);
+    return rc ? rc : c == EM_ENOPROC ? 0 : c;
 }

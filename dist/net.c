@@ -25,7 +25,11 @@
 #include "core/rt.h"
 #include "dist_int.h"
 
-#define RECV_BATCH 256
+/* A reader hands the thread back after this much input, so that the processes
+ * it woke (often on its own scheduler) run before it reads on: a stream of bulk
+ * fragments must not keep a small message's receiver waiting. */
+#define RECV_BATCH 64
+#define RECV_BATCH_BYTES (192 * 1024)
 #define MAX_POLL 1024
 
 static struct {
@@ -311,7 +315,8 @@ void emi_net_connect_peer(emi_peer *pr)
 
 static void read_router(void)
 {
-    for (int i = 0; i < RECV_BATCH; i++) {
+    size_t bytes = 0;
+    for (int i = 0; i < RECV_BATCH && bytes < RECV_BATCH_BYTES; i++) {
         zmq_msg_t id, m;
         zmq_msg_init(&id);
         if (zmq_msg_recv(&id, N.router, ZMQ_DONTWAIT) < 0) {
@@ -329,6 +334,7 @@ static void read_router(void)
         if (!extra) {
             emi_dist_count(&emi_dist_g.frames_in, 1);
             emi_dist_count(&emi_dist_g.bytes_in, zmq_msg_size(&m));
+            bytes += zmq_msg_size(&m);
             emi_dist_handle_frame(zmq_msg_data(&id), zmq_msg_size(&id), zmq_msg_data(&m),
                                   zmq_msg_size(&m));
         } else {
@@ -657,6 +663,7 @@ static void *net_main(void *arg)
         emi_qsbr_ext_leave();
     }
     emi_block_cache_fini();
+    emi_pack_thread_fini();
     return NULL;
 }
 

@@ -372,10 +372,7 @@ static bool term_of(const msgpack_object *o, em_term *out)
 static void reply(emi_peer *pr, int op, em_pid_t from, em_pid_t to, bool has_id, uint64_t id,
                   em_term reason)
 {
-    size_t mark;
-    msgpack_packer *pk = emi_peer_begin(pr, from, &mark);
-    if (!pk)
-        return;
+    msgpack_packer *pk = emi_pack_begin();
     msgpack_pack_array(pk, 3 + (has_id ? 1 : 0) + (reason != EM_NONE ? 1 : 0));
     msgpack_pack_uint8(pk, (uint8_t)op);
     msgpack_pack_uint64(pk, from);
@@ -383,7 +380,7 @@ static void reply(emi_peer *pr, int op, em_pid_t from, em_pid_t to, bool has_id,
     if (has_id)
         msgpack_pack_uint64(pk, id);
     bool ok = reason == EM_NONE || emi_codec_pack(pk, reason, &emi_dist_codec_nodes) == 0;
-    emi_peer_end(pr, from, mark, ok);
+    emi_pack_commit(pr, from, 0, ok, false);
 }
 
 static void handle_hello(emi_peer *rid_peer, const char *rid, size_t rid_len,
@@ -441,13 +438,10 @@ static void handle_hello(emi_peer *rid_peer, const char *rid, size_t rid_len,
         emi_node_monitors_fire(pr, true);
         /* A tick in answer names their life in its header: they learn that we
          * know them (and may use their bulk lane) without waiting for traffic. */
-        size_t mark;
-        msgpack_packer *pk = emi_peer_begin(pr, 0, &mark);
-        if (pk) {
-            msgpack_pack_array(pk, 1);
-            msgpack_pack_uint8(pk, OP_TICK);
-            emi_peer_end(pr, 0, mark, true);
-        }
+        msgpack_packer *pk = emi_pack_begin();
+        msgpack_pack_array(pk, 1);
+        msgpack_pack_uint8(pk, OP_TICK);
+        emi_pack_commit(pr, 0, 0, true, false);
     }
     /* The mesh: connect to the visible nodes it knows and we do not. */
     if (emi_dist_g.cfg.hidden || pr->hidden)
@@ -744,14 +738,11 @@ static void handle_items(emi_peer *pr, const char *data, size_t len, size_t off,
 /* Tell pr we handled one more frame of its bulk lane. */
 static void ack_bulk(emi_peer *pr)
 {
-    size_t mark;
-    msgpack_packer *pk = emi_peer_begin(pr, 0, &mark);
-    if (!pk)
-        return;
+    msgpack_packer *pk = emi_pack_begin();
     msgpack_pack_array(pk, 2);
     msgpack_pack_uint8(pk, OP_ACK);
     msgpack_pack_uint8(pk, 1);
-    emi_peer_end(pr, 0, mark, true);
+    emi_pack_commit(pr, 0, 0, true, false);
 }
 
 void emi_dist_handle_frame(const char *rid, size_t rid_len, const char *data, size_t len)

@@ -16,8 +16,9 @@
  * frame sent (OP_ACK): its later small items cannot overtake its large one.
  *
  * What is queued here is bounded by the peer buffer size (em_dist_config's
- * peer_buffer): a sender finding it full waits, as a process, until the peer
- * drains or goes down.
+ * peer_buffer), for each lane: a sender finding its lane full waits, as a
+ * process, until the peer drains or goes down. Separate bounds keep a bulk
+ * backlog from making the senders of small messages wait.
  */
 #include <errno.h>
 #include <stdlib.h>
@@ -142,53 +143,34 @@ static emi_stream *stream_of(emi_peer *pr, em_pid_t from)
     return NULL;
 }
 
-static msgpack_packer *begin_locked(emi_peer *pr, size_t *mark);
+/* Items are packed outside the peer's lock, into a buffer of the packing
+ * thread's, so that packing a large message never holds up the small ones of
+ * other senders; the commit then takes the lock only to append. */
+static _Thread_local msgpack_sbuffer tls_buf;
+static _Thread_local msgpack_packer tls_pk;
+static _Thread_local bool tls_ready;
 
-msgpack_packer *emi_peer_begin_send(emi_peer *pr, em_pid_t from, uint32_t node, size_t *mark,
-                                    bool *full)
+msgpack_packer *emi_pack_begin(void)
 {
-    pthread_mutex_lock(&pr->lock);
-    (void)from;
-    *full = false;
-    if (pr->state == PEER_UP && pr->node != node) {
-        pthread_mutex_unlock(&pr->lock);
-        emi_dist_count(&emi_dist_g.dropped, 1);   /* a pid of an earlier life */
-        return NULL;
+    if (tls_ready && tls_buf.alloc > 4 * EMI_FRAME_MAX) {
+        /* The last item was large: do not keep its memory for small ones. */
+        msgpack_sbuffer_destroy(&tls_buf);
+        tls_ready = false;
     }
-    if (pr->queued >= emi_dist_g.peer_buffer && pr->state != PEER_IDLE) {
-        pthread_mutex_unlock(&pr->lock);
-        *full = true;
-        return NULL;
+    if (!tls_ready) {
+        msgpack_sbuffer_init(&tls_buf);
+        msgpack_packer_init(&tls_pk, &tls_buf, msgpack_sbuffer_write);
+        tls_ready = true;
     }
-    return begin_locked(pr, mark);
+    tls_buf.size = 0;
+    return &tls_pk;
 }
 
-msgpack_packer *emi_peer_begin(emi_peer *pr, em_pid_t from, size_t *mark)
+void emi_pack_thread_fini(void)
 {
-    (void)from;
-    pthread_mutex_lock(&pr->lock);
-    return begin_locked(pr, mark);
-}
-
-static msgpack_packer *begin_locked(emi_peer *pr, size_t *mark)
-{
-    if (pr->state == PEER_IDLE) {
-        if (!pr->endpoint[0] || !pr->has_key) {
-            pthread_mutex_unlock(&pr->lock);
-            emi_dist_count(&emi_dist_g.dropped, 1);
-            return NULL;
-        }
-        pr->state = PEER_PENDING;
-        pr->connect_ns = emi_dist_now_ns();
-        emi_net_request_connect(pr);
-    }
-    if (pr->buf.size == 0) {
-        /* Room for the frame header, written when the frame goes out. */
-        static const char zero[HDR_LEN];
-        msgpack_sbuffer_write(&pr->buf, zero, HDR_LEN);
-    }
-    *mark = pr->buf.size;
-    return &pr->pk;
+    if (tls_ready)
+        msgpack_sbuffer_destroy(&tls_buf);
+    tls_ready = false;
 }
 
 /* Remember that this thread packed for pr: it flushes pr when its process is
@@ -207,45 +189,93 @@ static void mark_dirty(emi_peer *pr)
     emi_dist_dirty = true;
 }
 
-void emi_peer_end(emi_peer *pr, em_pid_t from, size_t mark, bool ok)
+static sitem *item_copy(const void *data, size_t len)
 {
-    if (!ok) {
-        pr->buf.size = mark;
-        if (mark == HDR_LEN && pr->buf_items == 0)
-            pr->buf.size = 0;
-        pthread_mutex_unlock(&pr->lock);
-        return;
+    sitem *it = malloc(sizeof *it + len);
+    if (it) {
+        memcpy(it->data, data, len);
+        it->len = len;
+        it->off = 0;
+        it->next = NULL;
     }
-    size_t len = pr->buf.size - mark;
+    return it;
+}
+
+int emi_pack_commit(emi_peer *pr, em_pid_t from, uint32_t node, bool ok, bool wait)
+{
+    if (!ok)
+        return EM_EBADTERM;
+    const char *data = tls_buf.data;
+    size_t len = tls_buf.size;
+    /* A large item is copied out now, without the lock; so is any item that
+     * must wait for room (the thread's buffer is another process's meanwhile). */
+    sitem *it = len > EMI_FRAG_MAX ? item_copy(data, len) : NULL;
+    if (len > EMI_FRAG_MAX && !it) {
+        emi_dist_count(&emi_dist_g.dropped, 1);
+        return EM_ENOMEM;
+    }
+    for (;;) {
+        pthread_mutex_lock(&pr->lock);
+        if ((node && pr->state == PEER_UP && pr->node != node) ||
+            (pr->state == PEER_IDLE && (!pr->endpoint[0] || !pr->has_key))) {
+            /* A pid of an earlier life, or a node we cannot reach. */
+            pthread_mutex_unlock(&pr->lock);
+            free(it);
+            emi_dist_count(&emi_dist_g.dropped, 1);
+            return EM_ENOPROC;
+        }
+        if (pr->state == PEER_IDLE) {
+            pr->state = PEER_PENDING;
+            pr->connect_ns = emi_dist_now_ns();
+            emi_net_request_connect(pr);
+        }
+        bool bulk = len > EMI_FRAG_MAX || stream_of(pr, from);
+        size_t q = bulk ? pr->queued_bulk : pr->queued - pr->queued_bulk;
+        if (!wait || q == 0 || q < emi_dist_g.peer_buffer)
+            break;
+        pthread_mutex_unlock(&pr->lock);
+        if (!it && !(it = item_copy(data, len))) {
+            emi_dist_count(&emi_dist_g.dropped, 1);
+            return EM_ENOMEM;
+        }
+        if (!emi_current() || !emi_peer_wait_room(pr, bulk)) {
+            free(it);
+            emi_dist_count(&emi_dist_g.dropped, 1);
+            return EM_ENOPROC;
+        }
+    }
+    /* Under the lock: onto the sender's stream if it has one (its order), or
+     * if the item is large; else into the frame being built. */
     emi_stream *s = stream_of(pr, from);
     if (len > EMI_FRAG_MAX || s) {
-        sitem *it = malloc(sizeof *it + len);
+        if (!it)
+            it = item_copy(data, len);
         if (!s && it && (s = calloc(1, sizeof *s)) != NULL) {
             s->from = from;
             s->next = pr->streams;
             pr->streams = s;
         }
         if (!it || !s) {
-            free(it);
-            pr->buf.size = mark;
             pthread_mutex_unlock(&pr->lock);
+            free(it);
             emi_dist_count(&emi_dist_g.dropped, 1);
-            return;
+            return EM_ENOMEM;
         }
-        memcpy(it->data, pr->buf.data + mark, len);
-        it->len = len;
-        it->off = 0;
-        it->next = NULL;
         if (s->tail)
             s->tail->next = it;
         else
             s->head = it;
         s->tail = it;
-        pr->buf.size = mark;
-        if (mark == HDR_LEN && pr->buf_items == 0)
-            pr->buf.size = 0;
+        pr->queued_bulk += len;
     } else {
+        if (pr->buf.size == 0) {
+            /* Room for the frame header, written when the frame goes out. */
+            static const char zero[HDR_LEN];
+            msgpack_sbuffer_write(&pr->buf, zero, HDR_LEN);
+        }
+        msgpack_sbuffer_write(&pr->buf, it ? (const char *)it->data : data, len);
         pr->buf_items++;
+        free(it);
     }
     emi_peer_queued_add(pr, len, 1);
     emi_dist_count(&emi_dist_g.msgs_out, 1);
@@ -254,6 +284,7 @@ void emi_peer_end(emi_peer *pr, em_pid_t from, size_t mark, bool ok)
     else
         mark_dirty(pr);
     pthread_mutex_unlock(&pr->lock);
+    return 0;
 }
 
 static void put_u32(unsigned char *p, uint32_t v)
@@ -353,8 +384,10 @@ static bool flush_stream(emi_peer *pr, emi_stream *s, msgpack_sbuffer *sb)
     }
     if (!s->head)
         s->tail = NULL;
-    if (took)
+    if (took) {
         emi_peer_queued_add(pr, took, -1);
+        pr->queued_bulk -= took;
+    }
     return true;
 }
 
@@ -381,6 +414,10 @@ bool emi_peer_flush_locked(emi_peer *pr)
             for (emi_stream *s = pr->streams; s; s = s->next) {
                 if (!s->head)
                     continue;
+                if (pr->bulk_sent - pr->bulk_acked >= EMI_BULK_WINDOW) {
+                    ok = false;   /* the peer has enough in hand: wait for its ACKs */
+                    break;
+                }
                 if (!flush_stream(pr, s, &sb)) {
                     ok = false;
                     break;
@@ -427,6 +464,7 @@ void emi_peer_drop_locked(emi_peer *pr)
     if (items)
         emi_dist_count(&emi_dist_g.dropped, items);
     emi_peer_queued_add(pr, pr->queued, -1);
+    pr->queued_bulk = 0;
 }
 
 void emi_flush_dirty(void)
@@ -502,16 +540,21 @@ void emi_peer_hello_locked(emi_peer *pr)
     msgpack_sbuffer_destroy(&old);
 }
 
-bool emi_peer_wait_room(emi_peer *pr)
+static size_t lane_queued(emi_peer *pr, bool bulk)
+{
+    return bulk ? pr->queued_bulk : pr->queued - pr->queued_bulk;
+}
+
+bool emi_peer_wait_room(emi_peer *pr, bool bulk)
 {
     emi_dist_count(&emi_dist_g.sender_waits, 1);
     for (int i = 0;; i++) {
         pthread_mutex_lock(&pr->lock);
         bool down = pr->state == PEER_IDLE;
-        bool room = pr->queued < emi_dist_g.peer_buffer;
+        bool room = lane_queued(pr, bulk) < emi_dist_g.peer_buffer;
         if (!down && !room)
             emi_peer_flush_locked(pr);
-        room = pr->queued < emi_dist_g.peer_buffer;
+        room = lane_queued(pr, bulk) < emi_dist_g.peer_buffer;
         pthread_mutex_unlock(&pr->lock);
         if (down)
             return false;

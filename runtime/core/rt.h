@@ -334,6 +334,7 @@ int emi_dist_exit(emi_proc *self, em_pid_t to, em_term reason);
 void emi_dist_fire_link(em_pid_t self, em_pid_t remote, em_term reason);
 void emi_dist_fire_down(em_pid_t self, em_pid_t watcher, uint64_t key, em_term reason);
 void emi_dist_shutdown(void);                             /* as the runtime stops */
+void emi_pack_thread_fini(void);                          /* a thread that may have packed ends */
 /* While distribution runs, a scheduler with nothing to run waits for network
  * input itself (one hand-off less than waking it from the dist thread): true if
  * it did wait, false if it must sleep on its futex. A busy scheduler looks for

@@ -111,6 +111,7 @@ static void *sched_thread(void *arg)
     emi_sched *s = arg;
     emi_sched_loop(s);
     emi_block_cache_fini();
+    emi_pack_thread_fini();
     return NULL;
 }
 
@@ -177,6 +178,7 @@ int em_run(const em_config *cfg, em_proc_fn root, em_term arg)
     for (int i = 1; i < started; i++)
         pthread_join(rt->scheds[i]->thread, NULL);
     emi_dist_shutdown();   /* its thread may deliver to processes until here */
+    emi_pack_thread_fini();
     int status = atomic_load_explicit(&rt->halt_status, memory_order_relaxed);
     emi_fault_uninstall();
     rt_free(rt);
