@@ -262,8 +262,17 @@ int em_dist_start(const em_dist_config *c)
     if (rc)
         goto fail_nodes;
     em_register(em_atom("net_kernel"), d->kernel);
+    if (em_spawn_named(emi_ctl_main, "ember_ctl", EM_NIL, &d->ctl) == 0)
+        em_register(em_atom("ember_ctl"), d->ctl);
     if ((rc = emi_net_start()) != 0) {
         em_send(d->kernel, a_stop);
+        em_send(d->ctl, a_stop);
+        goto fail_nodes;
+    }
+    if ((rc = emi_discover_register()) != 0) {
+        em_send(d->kernel, a_stop);
+        em_send(d->ctl, a_stop);
+        emi_net_stop();
         goto fail_nodes;
     }
     /* Release: everything above before a sender can see `started`. */
@@ -306,10 +315,13 @@ int em_dist_stop(void)
     say_goodbye();
     if (emi_dist_dirty)
         emi_flush_dirty();
+    emi_discover_unregister();
     atomic_store_explicit(&d->started, 0, memory_order_release);
     emi_net_stop();
-    if (emi_current())
+    if (emi_current()) {
         em_send(d->kernel, a_stop);
+        em_send(d->ctl, a_stop);
+    }
     emi_dist_log(2, "node %s stopped", d->self);
     return 0;
 }
@@ -321,6 +333,7 @@ void emi_dist_shutdown(void)
         return;
     if (emi_dist_on()) {
         say_goodbye();
+        emi_discover_unregister();
         atomic_store_explicit(&d->started, 0, memory_order_release);
         emi_net_stop();
     }
@@ -398,7 +411,7 @@ static emi_peer *peer_for_spec(const char *spec, bool *self)
     pthread_mutex_lock(&pr->lock);
     if (ep[0] && pr->state == PEER_IDLE)
         snprintf(pr->endpoint, sizeof pr->endpoint, "%s", ep);
-    if (pr->state == PEER_IDLE && pr->endpoint[0] && pr->has_key) {
+    if (pr->state == PEER_IDLE && (pr->endpoint[0] || emi_discover_enabled()) && pr->has_key) {
         pr->state = PEER_PENDING;
         pr->connect_ns = emi_dist_now_ns();
         emi_net_request_connect(pr);
@@ -422,7 +435,7 @@ int em_node_connect(const char *node, int64_t timeout_ms)
     if (!pr)
         return EM_EINVAL;
     pthread_mutex_lock(&pr->lock);
-    bool known = pr->state != PEER_IDLE || (pr->endpoint[0] && pr->has_key);
+    bool known = pr->state != PEER_IDLE || ((pr->endpoint[0] || emi_discover_enabled()) && pr->has_key);
     bool nokey = !pr->has_key;
     pthread_mutex_unlock(&pr->lock);
     if (!known) {

@@ -229,6 +229,7 @@ typedef struct emi_dist {
     int port;
     void *ctx;                      /* the ZeroMQ context */
     em_pid_t kernel;                /* net_kernel: spawns for peers */
+    em_pid_t ctl;                   /* ember_ctl: answers control requests */
     size_t peer_buffer;
     int64_t tick_ns;
     int log_level;
@@ -259,6 +260,18 @@ static inline void emi_dist_count(atomic_uint_fast64_t *c, uint64_t n)
 
 void emi_dist_log(int level, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 int64_t emi_dist_now_ns(void);
+
+/* ------------------------------------------------------------- discover.c */
+
+int emi_discover_register(void);          /* with this host's mapper, if cfg.epmd */
+void emi_discover_unregister(void);
+bool emi_discover_enabled(void);
+/* The endpoint of pr from the mapper of its host: 0, or an EM_E* code (logged). */
+int emi_discover_lookup(emi_peer *pr, char *endpoint, size_t cap);
+
+/* ------------------------------------------------------------------ ctl.c */
+
+void emi_ctl_main(em_term arg);     /* the `ember_ctl` process */
 
 /* ---------------------------------------------------------------- hooks.c */
 

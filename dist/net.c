@@ -245,9 +245,26 @@ void emi_net_connect_peer(emi_peer *pr)
 {
     emi_dist *d = &emi_dist_g;
     pthread_mutex_lock(&pr->lock);
-    if (pr->sock || pr->state == PEER_IDLE || !pr->endpoint[0] || !pr->has_key) {
+    if (pr->sock || pr->state == PEER_IDLE || !pr->has_key) {
         pthread_mutex_unlock(&pr->lock);
         return;
+    }
+    if (!pr->endpoint[0]) {
+        /* No address: ask the port mapper of its host (blocking this thread
+         * for a local round trip; the peer's items wait meanwhile). */
+        char ep[sizeof pr->endpoint];
+        pthread_mutex_unlock(&pr->lock);
+        int rc = emi_discover_enabled() ? emi_discover_lookup(pr, ep, sizeof ep) : EM_ENOTFOUND;
+        if (rc) {
+            emi_peer_down(pr, "no address for it");
+            return;
+        }
+        pthread_mutex_lock(&pr->lock);
+        if (pr->sock || pr->state == PEER_IDLE) {
+            pthread_mutex_unlock(&pr->lock);
+            return;
+        }
+        snprintf(pr->endpoint, sizeof pr->endpoint, "%s", ep);
     }
     void *s = zmq_socket(d->ctx, ZMQ_DEALER);
     int one = 1, zero = 0, hwm = EMI_SNDHWM, ivl = 100, buf = 512 * 1024;

@@ -217,7 +217,7 @@ int emi_pack_commit(emi_peer *pr, em_pid_t from, uint32_t node, bool ok, bool wa
     for (;;) {
         pthread_mutex_lock(&pr->lock);
         if ((node && pr->state == PEER_UP && pr->node != node) ||
-            (pr->state == PEER_IDLE && (!pr->endpoint[0] || !pr->has_key))) {
+            (pr->state == PEER_IDLE && ((!pr->endpoint[0] && !emi_discover_enabled()) || !pr->has_key))) {
             /* A pid of an earlier life, or a node we cannot reach. */
             pthread_mutex_unlock(&pr->lock);
             free(it);

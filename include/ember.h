@@ -520,6 +520,10 @@ typedef struct em_dist_config {
     size_t peer_buffer;      /* bytes queued per peer before senders wait
                                 (Erlang's +zdbbl); default 1 MiB */
     int log_level;           /* 0 quiet, 1 errors, 2 connections (default), 3 debug */
+    bool epmd;               /* register with this host's port mapper (ember-epmd or
+                                Erlang's epmd), and find nodes named without a
+                                port through the mapper of their host */
+    uint16_t epmd_port;      /* 0: $ERL_EPMD_PORT, else 4369 */
 } em_dist_config;
 
 /* em_dist_config_init fills c with the defaults (name NULL). */
