@@ -483,9 +483,10 @@ typedef struct reasm {
 } reasm;
 static reasm *reasms;
 
-static void handle_items(emi_peer *pr, const char *data, size_t len, size_t off, int depth);
+static void handle_items(emi_peer *pr, uint32_t node, const char *data, size_t len, size_t off,
+                         int depth);
 
-static void handle_frag(emi_peer *pr, const msgpack_object *a, uint32_t n, int depth)
+static void handle_frag(emi_peer *pr, uint32_t node, const msgpack_object *a, uint32_t n, int depth)
 {
     uint64_t from, total;
     if (n != 4 || !get_u64(&a[1], &from) || !get_u64(&a[2], &total) ||
@@ -527,7 +528,7 @@ static void handle_frag(emi_peer *pr, const msgpack_object *a, uint32_t n, int d
     if (r->len < r->total)
         return;
     *pp = r->next;
-    handle_items(pr, r->data, r->len, 0, depth + 1);
+    handle_items(pr, node, r->data, r->len, 0, depth + 1);
     free(r->data);
     free(r);
 }
@@ -559,7 +560,8 @@ extern void emi_kernel_spawn_request(em_pid_t from, uint64_t req, const char *fn
                                      em_term arg, uint64_t flags, uint64_t ref);
 
 /* One item; false if it was malformed (the rest of the frame is dropped). */
-static bool handle_item(emi_peer *pr, const msgpack_object *o, int depth)
+/* node: the node-table index of the life the frame came from. */
+static bool handle_item(emi_peer *pr, uint32_t node, const msgpack_object *o, int depth)
 {
     if (o->type != MSGPACK_OBJECT_ARRAY || o->via.array.size == 0 ||
         o->via.array.ptr[0].type != MSGPACK_OBJECT_POSITIVE_INTEGER) {
@@ -568,7 +570,6 @@ static bool handle_item(emi_peer *pr, const msgpack_object *o, int depth)
     }
     const msgpack_object *a = o->via.array.ptr;
     uint32_t n = o->via.array.size;
-    uint32_t node = pr->node;
     em_pid_t from, to;
     uint64_t id;
     em_term t;
@@ -684,7 +685,7 @@ static bool handle_item(emi_peer *pr, const msgpack_object *o, int depth)
     case OP_TICK:
         return true;
     case OP_FRAG:
-        handle_frag(pr, a, n, depth);
+        handle_frag(pr, node, a, n, depth);
         return true;
     case OP_BYE:
         emi_peer_down(pr, "it said goodbye");
@@ -708,7 +709,8 @@ malformed:
     return false;
 }
 
-static void handle_items(emi_peer *pr, const char *data, size_t len, size_t off, int depth)
+static void handle_items(emi_peer *pr, uint32_t node, const char *data, size_t len, size_t off,
+                         int depth)
 {
     /* msgpack-c allocates for declared counts before it reads: give it only the
      * part of the frame whose counts can be real. */
@@ -727,7 +729,7 @@ static void handle_items(emi_peer *pr, const char *data, size_t len, size_t off,
         if (!ok)
             bad(pr, "bytes that are not msgpack");
         else
-            ok = handle_item(pr, &obj, depth);
+            ok = handle_item(pr, node, &obj, depth);
         em_heap_release(mk);
         msgpack_zone_clear(z);
         if (!ok)
@@ -745,6 +747,26 @@ static void ack_bulk(emi_peer *pr)
     emi_pack_commit(pr, 0, 0, true, false);
 }
 
+/* Whether a frame from pr's life their_creation is to be handled, and that
+ * life's node index: one look under the peer's lock, since the dist thread may
+ * be taking the peer down meanwhile. */
+static bool live_life(emi_peer *pr, uint32_t their_creation, uint32_t our_creation, uint32_t *node)
+{
+    pthread_mutex_lock(&pr->lock);
+    bool live = pr->state == PEER_UP && pr->creation == their_creation;
+    *node = pr->node;
+    if (live && our_creation == emi_dist_g.creation && !pr->lane_ok) {
+        /* They name our life in their frames, so they have our HELLO: our bulk
+         * lane's frames will find us known there. */
+        pr->lane_ok = true;
+        emi_peer_flush_locked(pr);
+    }
+    pthread_mutex_unlock(&pr->lock);
+    if (live)
+        atomic_store_explicit(&pr->last_in_ns, emi_dist_now_ns(), memory_order_relaxed);
+    return live;
+}
+
 void emi_dist_handle_frame(const char *rid, size_t rid_len, const char *data, size_t len)
 {
     /* The bulk lane's routing id is the node's name with a suffix no name has. */
@@ -752,68 +774,54 @@ void emi_dist_handle_frame(const char *rid, size_t rid_len, const char *data, si
     if (bulk)
         rid_len -= 2;
     emi_peer *pr = emi_peer_find(rid, rid_len);
-    msgpack_unpacked u;
-    msgpack_unpacked_init(&u);
-    size_t off = 0;
-    uint64_t their_creation, our_creation;
-    /* The header: [0, sender's creation, receiver's creation (0: not known yet)]. */
-    size_t hello_len = emi_codec_plausible_prefix(data, len);
-    msgpack_unpack_return r = msgpack_unpack_next(&u, data, hello_len, &off);
-    const msgpack_object *h = &u.data;
-    if ((r != MSGPACK_UNPACK_SUCCESS && r != MSGPACK_UNPACK_EXTRA_BYTES) ||
-        h->type != MSGPACK_OBJECT_ARRAY || h->via.array.size != 3 ||
-        !get_u64(&h->via.array.ptr[0], &their_creation) || their_creation != OP_HDR ||
-        !get_u64(&h->via.array.ptr[1], &their_creation) ||
-        !get_u64(&h->via.array.ptr[2], &our_creation)) {
+    /* The header: [0, sender's creation, receiver's creation (0: not known yet)],
+     * always written in the same twelve bytes (a fixarray of 3, fixint 0, then
+     * two uint32), so it is read without msgpack-c. */
+    const unsigned char *h = (const unsigned char *)data;
+    if (len < 12 || h[0] != 0x93 || h[1] != OP_HDR || h[2] != 0xce || h[7] != 0xce) {
         bad(pr, "no frame header");
-        msgpack_unpacked_destroy(&u);
         return;
     }
-    if (our_creation != 0 && our_creation != emi_dist_g.creation) {
-        msgpack_unpacked_destroy(&u);   /* meant for an earlier life of this node */
-        return;
-    }
-    /* A HELLO opens every connection, and may come first in a frame. */
+    uint32_t their_creation = (uint32_t)h[3] << 24 | (uint32_t)h[4] << 16 | (uint32_t)h[5] << 8 | h[6];
+    uint32_t our_creation = (uint32_t)h[8] << 24 | (uint32_t)h[9] << 16 | (uint32_t)h[10] << 8 | h[11];
+    size_t off = 12;
+    if (our_creation != 0 && our_creation != emi_dist_g.creation)
+        return;   /* meant for an earlier life of this node */
     if (bulk) {
-        msgpack_unpacked_destroy(&u);
-        if (!pr || !atomic_load_explicit(&pr->up, memory_order_relaxed) ||
-            pr->creation != their_creation)
+        uint32_t node;
+        if (!pr || !live_life(pr, their_creation, our_creation, &node))
             return;
-        atomic_store_explicit(&pr->last_in_ns, emi_dist_now_ns(), memory_order_relaxed);
-        handle_items(pr, data, len, off, 0);
+        handle_items(pr, node, data, len, off, 0);
         ack_bulk(pr);
         return;
     }
-    size_t save = off;
-    r = msgpack_unpack_next(&u, data, hello_len, &off);
-    const msgpack_object *o = &u.data;
-    if ((r == MSGPACK_UNPACK_SUCCESS || r == MSGPACK_UNPACK_EXTRA_BYTES) &&
-        o->type == MSGPACK_OBJECT_ARRAY && o->via.array.size > 0 &&
-        o->via.array.ptr[0].type == MSGPACK_OBJECT_POSITIVE_INTEGER &&
-        o->via.array.ptr[0].via.u64 == OP_HELLO) {
-        em_mark mk = em_heap_mark();
-        handle_hello(pr, rid, rid_len, o->via.array.ptr, o->via.array.size);
-        em_heap_release(mk);
-        pr = emi_peer_find(rid, rid_len);
-    } else {
-        off = save;
+    /* A HELLO opens every connection, and comes first in its frame: an array
+     * whose first element is the fixint OP_HELLO. */
+    if (len > off + 1 && (h[off] & 0xf0) == 0x90 && h[off + 1] == OP_HELLO) {
+        msgpack_unpacked u;
+        msgpack_unpacked_init(&u);
+        size_t plausible = off + emi_codec_plausible_prefix(data + off, len - off);
+        msgpack_unpack_return r = msgpack_unpack_next(&u, data, plausible, &off);
+        const msgpack_object *o = &u.data;
+        if ((r == MSGPACK_UNPACK_SUCCESS || r == MSGPACK_UNPACK_EXTRA_BYTES) &&
+            o->type == MSGPACK_OBJECT_ARRAY && o->via.array.size > 0) {
+            em_mark mk = em_heap_mark();
+            handle_hello(pr, rid, rid_len, o->via.array.ptr, o->via.array.size);
+            em_heap_release(mk);
+            pr = emi_peer_find(rid, rid_len);
+        } else {
+            bad(pr, "a HELLO that is not msgpack");
+            msgpack_unpacked_destroy(&u);
+            return;
+        }
+        msgpack_unpacked_destroy(&u);
     }
-    msgpack_unpacked_destroy(&u);
     if (!pr)
         return;   /* nothing but a HELLO may come from a stranger */
-    /* Relaxed: this thread is the only writer of the state that matters here. */
-    if (!atomic_load_explicit(&pr->up, memory_order_relaxed) || pr->creation != their_creation)
+    uint32_t node;
+    if (!live_life(pr, their_creation, our_creation, &node))
         return;   /* from a life we consider down */
-    atomic_store_explicit(&pr->last_in_ns, emi_dist_now_ns(), memory_order_relaxed);
-    if (our_creation == emi_dist_g.creation && !pr->lane_ok) {
-        /* They name our life in their frames, so they have our HELLO: our bulk
-         * lane's frames will find us known there. */
-        pthread_mutex_lock(&pr->lock);
-        pr->lane_ok = true;
-        emi_peer_flush_locked(pr);
-        pthread_mutex_unlock(&pr->lock);
-    }
-    handle_items(pr, data, len, off, 0);
+    handle_items(pr, node, data, len, off, 0);
 }
 
 /* --------------------------------------------------------------- setup */
