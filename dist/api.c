@@ -337,6 +337,7 @@ void emi_dist_shutdown(void)
         atomic_store_explicit(&d->started, 0, memory_order_release);
         emi_net_stop();
     }
+    emi_net_fini();
     emi_ops_fini();
     for (size_t i = 0; i < PEER_CACHE; i++)
         atomic_store_explicit(&peer_cache[i], NULL, memory_order_relaxed);

@@ -129,6 +129,7 @@ struct emi_peer {
     atomic_int_fast64_t last_in_ns;
     atomic_int up;                  /* 1 while PEER_UP: a lock-free hint */
     atomic_int kick;                /* em_node_disconnect asks the dist thread */
+    bool close_req;                 /* under lock: the dist thread closes the sockets */
 
     /* Links and monitors that cross to this peer, for when it goes down. */
     pthread_mutex_t rel_lock;
@@ -199,6 +200,7 @@ void emi_ops_fini(void);
 
 int emi_net_start(void);
 void emi_net_stop(void);
+void emi_net_fini(void);                  /* as the runtime ends: the event descriptors */
 void emi_net_wake(void);                 /* the dist thread looks at its requests */
 void emi_net_request_connect(emi_peer *pr);
 void emi_net_connect_peer(emi_peer *pr);            /* dist thread */

@@ -198,14 +198,20 @@ static void router_event(uint16_t ev, uint32_t val)
     }
 }
 
+/* Sockets are made and closed by the dist thread only: it polls their monitors.
+ * Other threads (readers taking a peer down) ask with close_req. */
 static void peer_close_locked(emi_peer *pr)
 {
+    pr->close_req = false;
     if (pr->mon) {
         zmq_socket_monitor(pr->sock, NULL, 0);
         zmq_close(pr->mon);
         pr->mon = NULL;
     }
+    /* A little linger, so a goodbye already handed over still leaves. */
+    int linger = 100;
     if (pr->sock) {
+        zmq_setsockopt(pr->sock, ZMQ_LINGER, &linger, sizeof linger);
         zmq_close(pr->sock);
         pr->sock = NULL;
     }
@@ -217,15 +223,20 @@ static void peer_close_locked(emi_peer *pr)
     pr->lane_ok = false;
 }
 
-void emi_net_close_peer_locked(emi_peer *pr) { peer_close_locked(pr); }
+void emi_net_close_peer_locked(emi_peer *pr)
+{
+    pr->close_req = true;
+    pr->bulk_sent = pr->bulk_acked = 0;
+    pr->lane_ok = false;
+    emi_net_wake();
+}
 
 static void peer_event(emi_peer *pr, uint16_t ev, uint32_t val)
 {
     (void)val;
     switch (ev) {
     case ZMQ_EVENT_DISCONNECTED:
-        if (pr->state != PEER_IDLE)
-            emi_peer_down(pr, "the connection was lost");
+        emi_peer_down(pr, "the connection was lost");   /* it looks at the state */
         break;
     case ZMQ_EVENT_HANDSHAKE_FAILED_AUTH:
     case ZMQ_EVENT_HANDSHAKE_FAILED_PROTOCOL:
@@ -245,6 +256,8 @@ void emi_net_connect_peer(emi_peer *pr)
 {
     emi_dist *d = &emi_dist_g;
     pthread_mutex_lock(&pr->lock);
+    if (pr->close_req)
+        peer_close_locked(pr);
     if (pr->sock || pr->state == PEER_IDLE || !pr->has_key) {
         pthread_mutex_unlock(&pr->lock);
         return;
@@ -260,6 +273,8 @@ void emi_net_connect_peer(emi_peer *pr)
             return;
         }
         pthread_mutex_lock(&pr->lock);
+        if (pr->close_req)
+            peer_close_locked(pr);
         if (pr->sock || pr->state == PEER_IDLE) {
             pthread_mutex_unlock(&pr->lock);
             return;
@@ -485,13 +500,10 @@ void emi_dist_poke(emi_sched *s)
 
 bool emi_dist_idle_poll(emi_sched *s, int64_t timeout_ns)
 {
-    /* Relaxed: a hint; the token orders the socket. */
-    if (!atomic_load_explicit(&emi_dist_up, memory_order_relaxed))
+    /* Acquire: pairs with emi_net_start's release; the schedulers' event
+     * descriptors were made before. */
+    if (!atomic_load_explicit(&emi_dist_up, memory_order_acquire) || s->wake_fd <= 0)
         return false;
-    if (s->wake_fd <= 0 && (s->wake_fd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC)) <= 0) {
-        s->wake_fd = 0;
-        return false;
-    }
     bool got = false;
     for (int i = 0; i < 64 && !(got = token_take()); i++)
         emi_cpu_relax();
@@ -573,6 +585,8 @@ static int64_t housekeeping(void)
     bool backlog = false;
     for (emi_peer *pr = emi_peers_first(); pr; pr = pr->next) {
         pthread_mutex_lock(&pr->lock);
+        if (pr->close_req)
+            peer_close_locked(pr);
         int st = pr->state;
         bool need_sock = st != PEER_IDLE && !pr->sock;
         bool silent = false, stuck = false;
@@ -591,8 +605,18 @@ static int64_t housekeeping(void)
         if (need_sock)
             emi_net_connect_peer(pr);
         /* Relaxed: a request flag; the lock inside emi_peer_down orders the rest. */
-        if (atomic_exchange_explicit(&pr->kick, 0, memory_order_relaxed))
+        if (atomic_exchange_explicit(&pr->kick, 0, memory_order_relaxed)) {
+            /* Say goodbye first, so the peer sees the end at once, as a
+             * closed connection tells an Erlang node. */
+            msgpack_packer *pk = emi_pack_begin();
+            msgpack_pack_array(pk, 1);
+            msgpack_pack_uint8(pk, OP_BYE);
+            emi_pack_commit(pr, 0, 0, true, false);
+            pthread_mutex_lock(&pr->lock);
+            emi_peer_flush_locked(pr);
+            pthread_mutex_unlock(&pr->lock);
             emi_peer_down(pr, "disconnected on request");
+        }
         else if (silent)
             emi_peer_down(pr, "it was silent for a whole tick");
         else if (stuck)
@@ -631,9 +655,16 @@ static void *net_main(void *arg)
         long timeout = covered ? (long)wait_ms : 1;
         int rc = zmq_poll(mine ? items : items + 1, mine ? n : n - 1, timeout);
         if (rc < 0 && zmq_errno() != EINTR) {
+            /* Should not happen (only this thread closes what it polls); the
+             * thread must not end over it, or nobody answers ZAP any more. */
+            static bool said;
+            if (!said)
+                emi_dist_log(1, "zmq_poll: %s", zmq_strerror(zmq_errno()));
+            said = true;
             if (mine)
                 token_give();
-            break;
+            usleep(1000);
+            continue;
         }
         if (mine) {
             emi_qsbr_ext_enter();
@@ -740,8 +771,14 @@ int emi_net_start(void)
     if (pthread_create(&N.thread, NULL, net_main, NULL) != 0)
         goto fail;
     N.running = true;
-    /* Relaxed: schedulers look at it as a hint and take the token to go on. */
-    atomic_store_explicit(&emi_dist_up, 1, memory_order_relaxed);
+    /* Each scheduler's event descriptor, for wakers to end its network poll. */
+    for (int i = 0; i < emi_rt_g->nsched; i++)
+        if (emi_rt_g->scheds[i]->wake_fd <= 0) {
+            int fd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
+            emi_rt_g->scheds[i]->wake_fd = fd > 0 ? fd : 0;
+        }
+    /* Release: the descriptors above before a scheduler sees distribution up. */
+    atomic_store_explicit(&emi_dist_up, 1, memory_order_release);
     return 0;
 fail:
     emi_net_stop();
@@ -779,14 +816,20 @@ void emi_net_stop(void)
     if (N.zap)
         zmq_close(N.zap);
     N.router = N.rmon = N.zap = NULL;
-    if (N.wake_fd > 0)
-        close(N.wake_fd);
-    N.wake_fd = -1;
     if (d->ctx)
         zmq_ctx_term(d->ctx);
     d->ctx = NULL;
-    /* The token stays taken: no scheduler may poll the closed socket. */
+    /* The token stays taken: no scheduler may poll the closed socket. The
+     * event descriptors stay open until the runtime ends (emi_net_fini): a
+     * scheduler just leaving its poll may still write to them. */
     scratches_free();
+}
+
+void emi_net_fini(void)
+{
+    if (N.wake_fd > 0)
+        close(N.wake_fd);
+    N.wake_fd = -1;
     for (int i = 0; emi_rt_g && i < emi_rt_g->nsched; i++)
         if (emi_rt_g->scheds[i]->wake_fd > 0) {
             close(emi_rt_g->scheds[i]->wake_fd);

@@ -392,7 +392,7 @@ static void handle_hello(emi_peer *rid_peer, const char *rid, size_t rid_len,
     if (n < 6 || !get_str(&a[1], &name, &nl) || !get_u64(&a[2], &creation) ||
         creation > UINT32_MAX || a[3].type != MSGPACK_OBJECT_BOOLEAN || !get_str(&a[4], &ep, &el) ||
         a[5].type != MSGPACK_OBJECT_ARRAY || nl != rid_len || memcmp(name, rid, nl) != 0 ||
-        !emi_codec_valid_node_name(name, nl) || el >= sizeof rid_peer->endpoint ||
+        !emi_codec_valid_node_name(name, nl) || el == 0 || el >= 288 ||
         (nl == emi_dist_g.self_len && memcmp(name, emi_dist_g.self, nl) == 0)) {
         bad(rid_peer, "a bad HELLO");
         return;
@@ -428,10 +428,17 @@ static void handle_hello(emi_peer *rid_peer, const char *rid, size_t rid_len,
     emi_node *node = emi_node_get((uint32_t)idx);
     if (node)
         atomic_store_explicit(&node->dead, 0, memory_order_relaxed);
-    bool need_sock = !pr->sock;
+    bool need_sock = !pr->sock || pr->close_req;
+    if (was_up && !need_sock) {
+        /* A HELLO from a life we consider up: it reconnected (it had taken
+         * us down, or lost its connection); it waits for ours. */
+        emi_peer_flush_locked(pr);
+        emi_peer_hello_locked(pr);
+        emi_peer_flush_locked(pr);
+    }
     pthread_mutex_unlock(&pr->lock);
     if (need_sock)
-        emi_net_connect_peer(pr);
+        emi_net_request_connect(pr);
     if (!was_up) {
         emi_dist_log(2, "node %.*s is up (%s%s)", (int)nl, name, pr->endpoint,
                      pr->hidden ? ", hidden" : "");
@@ -469,7 +476,7 @@ static void handle_hello(emi_peer *rid_peer, const char *rid, size_t rid_len,
         }
         pthread_mutex_unlock(&q->lock);
         if (go)
-            emi_net_connect_peer(q);
+            emi_net_request_connect(q);
     }
 }
 

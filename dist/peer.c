@@ -393,7 +393,7 @@ static bool flush_stream(emi_peer *pr, emi_stream *s, msgpack_sbuffer *sb)
 
 bool emi_peer_flush_locked(emi_peer *pr)
 {
-    if (!pr->sock)
+    if (!pr->sock || pr->close_req)
         return true;   /* connecting: the dist thread flushes once the socket exists */
     if (pr->buf_items) {
         write_hdr(pr, (unsigned char *)pr->buf.data);

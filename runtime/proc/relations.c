@@ -84,10 +84,13 @@ static void put(emi_reltab *t, const emi_rel *r)
 
 /* An entry worth keeping: a link, or a monitor whose monitoring process lives.
  * (A process that ends does not remove the monitors it set: they are dropped
- * here, when their target's table grows or is counted.) */
+ * here, when their target's table grows or is counted.) A monitor held from
+ * another node is kept: its node removes it (DEMONITOR) or takes it away when
+ * the connection goes. */
 static bool live(const emi_rel *e)
 {
-    return e->kind == REL_LINK || (e->kind == REL_MON_IN && emi_proc_lookup(e->pid));
+    return e->kind == REL_LINK ||
+           (e->kind == REL_MON_IN && (em_pid_node(e->pid) != 0 || emi_proc_lookup(e->pid)));
 }
 
 int emi_rel_add(emi_proc *p, int kind, uint64_t key, em_pid_t pid)
