@@ -11,6 +11,9 @@ for r in $(seq "$rounds"); do
   echo "== round $r" >&2
   if [ -x "$anchors/run.sh" ]; then "$anchors/run.sh" 2>&1 | tee -a "$out" >&2; fi
   build/bin/ember-bench all 2>&1 | sed 's/^/ember /' | tee -a "$out" >&2
+  # Distribution: two node processes on loopback, as run_dist_erlang.sh does.
+  build/bin/ember-bench dist 100000 2>&1 | sed 's/^/ember /' | tee -a "$out" >&2
+  build/bin/ember-bench distbulk 200 2>&1 | sed 's/^/ember /' | tee -a "$out" >&2
 done
 echo "== medians over $rounds rounds"
 # For each "system workload", take the median of each key=value figure.
