@@ -280,6 +280,9 @@ int em_dist_start(const em_dist_config *c)
     emi_dist_log(2, "node %s (creation %u) listens on %s", d->self, d->creation, d->endpoint);
     return 0;
 fail_nodes:
+    /* The names go now, so that a retry can start the node again at once. */
+    em_unregister(em_atom("net_kernel"));
+    em_unregister(em_atom("ember_ctl"));
     emi_nodes_fini();
 fail_trust:
     emi_trust_fini();

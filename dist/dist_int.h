@@ -53,6 +53,7 @@ enum emi_op {
     OP_FRAG = 14,     /* [14, from, total length, chunk]: a piece of a large item */
     OP_BYE = 15,      /* [15]: the sender is going down in order */
     OP_ACK = 16,      /* [16, n]: n frames of the bulk lane were handled */
+    OP_NODES = 17,    /* [17, [[name, endpoint], ...]]: visible nodes to connect to */
     OP_MAX
 };
 

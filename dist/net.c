@@ -209,7 +209,7 @@ static void peer_close_locked(emi_peer *pr)
         pr->mon = NULL;
     }
     /* A little linger, so a goodbye already handed over still leaves. */
-    int linger = 100;
+    int linger = 500;
     if (pr->sock) {
         zmq_setsockopt(pr->sock, ZMQ_LINGER, &linger, sizeof linger);
         zmq_close(pr->sock);

@@ -383,6 +383,9 @@ static void reply(emi_peer *pr, int op, em_pid_t from, em_pid_t to, bool has_id,
     emi_pack_commit(pr, from, 0, ok, false);
 }
 
+static void connect_listed(emi_peer *pr, const msgpack_object_array *list);
+static void announce(emi_peer *pr);
+
 static void handle_hello(emi_peer *rid_peer, const char *rid, size_t rid_len,
                          const msgpack_object *a, uint32_t n)
 {
@@ -450,10 +453,69 @@ static void handle_hello(emi_peer *rid_peer, const char *rid, size_t rid_len,
         msgpack_pack_uint8(pk, OP_TICK);
         emi_pack_commit(pr, 0, 0, true, false);
     }
-    /* The mesh: connect to the visible nodes it knows and we do not. */
+    /* The mesh: connect to the visible nodes it knows and we do not; and, as
+     * its HELLO may have been built before some of its peers were up (and ours
+     * before some of ours), tell it ours now and tell ours about it. */
     if (emi_dist_g.cfg.hidden || pr->hidden)
         return;
-    const msgpack_object_array *list = &a[5].via.array;
+    connect_listed(pr, &a[5].via.array);
+    if (!was_up)
+        announce(pr);
+}
+
+/* [17, [[name, endpoint], ...]]: the visible nodes `to` should know. Either the
+ * one node `only`, or every visible node up here but `to`. */
+static void send_nodes(emi_peer *to, emi_peer *only)
+{
+    msgpack_packer *pk = emi_pack_begin();
+    size_t n = 0;
+    for (emi_peer *p = emi_peers_first(); p; p = p->next)
+        if (only ? p == only : (p != to && atomic_load_explicit(&p->up, memory_order_relaxed)))
+            n++;
+    msgpack_pack_array(pk, 2);
+    msgpack_pack_uint8(pk, OP_NODES);
+    msgpack_pack_array(pk, n);
+    size_t done = 0;
+    for (emi_peer *p = emi_peers_first(); p && done < n; p = p->next) {
+        if (!(only ? p == only : (p != to && atomic_load_explicit(&p->up, memory_order_relaxed))))
+            continue;
+        char ep[sizeof p->endpoint];
+        pthread_mutex_lock(&p->lock);
+        bool hidden = p->hidden;
+        memcpy(ep, p->endpoint, sizeof ep);
+        pthread_mutex_unlock(&p->lock);
+        size_t el = strnlen(ep, sizeof ep);
+        msgpack_pack_array(pk, 2);
+        msgpack_pack_str(pk, hidden ? 0 : p->len);   /* a hidden node is not passed on */
+        msgpack_pack_str_body(pk, p->name, hidden ? 0 : p->len);
+        msgpack_pack_str(pk, el);
+        msgpack_pack_str_body(pk, ep, el);
+        done++;
+    }
+    while (done++ < n) {   /* a peer came up meanwhile: keep the count right */
+        msgpack_pack_array(pk, 2);
+        msgpack_pack_str(pk, 0);
+        msgpack_pack_str(pk, 0);
+    }
+    emi_pack_commit(to, 0, 0, true, false);
+}
+
+static void announce(emi_peer *pr)
+{
+    send_nodes(pr, NULL);
+    for (emi_peer *p = emi_peers_first(); p; p = p->next)
+        if (p != pr && atomic_load_explicit(&p->up, memory_order_relaxed)) {
+            pthread_mutex_lock(&p->lock);
+            bool hidden = p->hidden;
+            pthread_mutex_unlock(&p->lock);
+            if (!hidden)
+                send_nodes(p, pr);
+        }
+}
+
+/* Connect to the nodes of a list [[name, endpoint], ...] we do not know. */
+static void connect_listed(emi_peer *pr, const msgpack_object_array *list)
+{
     for (uint32_t i = 0; i < list->size && i < 4096; i++) {
         const msgpack_object *e = &list->ptr[i];
         const char *pn, *pe;
@@ -690,6 +752,12 @@ static bool handle_item(emi_peer *pr, uint32_t node, const msgpack_object *o, in
         return true;
     }
     case OP_TICK:
+        return true;
+    case OP_NODES:
+        if (n != 2 || a[1].type != MSGPACK_OBJECT_ARRAY)
+            goto malformed;
+        if (!emi_dist_g.cfg.hidden)
+            connect_listed(pr, &a[1].via.array);
         return true;
     case OP_FRAG:
         handle_frag(pr, node, a, n, depth);
