@@ -691,7 +691,12 @@ int node_opts_parse(node_opts *o, int argc, char **argv)
         o->secret = SECRET_COOKIE;
         o->cookie_from_env = true;
     }
-    /* Programs the node starts (ember-epmd) have no use for it. */
+    /* Programs the node starts (ember-epmd) have no use for it, and the bytes
+     * themselves are overwritten: /proc/PID/environ shows the process's
+     * original environment block, whatever unsetenv does to the pointers. */
+    char *raw = getenv("EMBER_COOKIE");
+    if (raw)
+        memset(raw, 'x', strlen(raw));
     unsetenv("EMBER_COOKIE");
     if (o->help || o->print_config)
         return 0;
