@@ -165,6 +165,7 @@ static void remote_child(em_term arg)
 static void kernel_main(em_term arg)
 {
     (void)arg;
+    em_trap_exit(true);   /* as Erlang's net_kernel: a peer's exit signal is a message */
     for (;;) {
         em_mark mk = em_heap_mark();
         em_term m;
@@ -336,6 +337,8 @@ void emi_dist_shutdown(void)
         return;
     if (emi_dist_on()) {
         say_goodbye();
+        if (emi_dist_dirty)
+            emi_flush_dirty();   /* the goodbyes leave, and no list keeps a peer */
         emi_discover_unregister();
         atomic_store_explicit(&d->started, 0, memory_order_release);
         emi_net_stop();

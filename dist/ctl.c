@@ -188,6 +188,8 @@ void emi_ctl_main(em_term arg)
     a_ctl_reply = em_atom("$ctl_reply");
     a_ok = em_atom("ok");
     a_error = em_atom("error");
+    halt_requested = false;   /* a runtime started again in this program */
+    em_trap_exit(true);       /* as Erlang's system processes: a peer's exit signal is a message */
     for (;;) {
         em_mark mk = em_heap_mark();
         em_term m;

@@ -542,61 +542,96 @@ static void connect_listed(emi_peer *pr, const msgpack_object_array *list)
     }
 }
 
-/* Fragments being put back together: one per (peer, sender). */
+/* Fragments being put back together: one per (peer, sender). The list is
+ * shared by the reader (adding) and the thread taking a peer down (dropping),
+ * hence its lock; a peer may keep at most REASM_MAX of them, and a buffer grows
+ * with the data that came, never to a size a header merely declares. */
+#define REASM_MAX 64
 typedef struct reasm {
     struct reasm *next;
     emi_peer *pr;
     em_pid_t from;
-    size_t total, len;
+    size_t total, len, cap;
     char *data;
 } reasm;
 static reasm *reasms;
+static pthread_mutex_t reasm_lock = PTHREAD_MUTEX_INITIALIZER;
 
 static void handle_items(emi_peer *pr, uint32_t node, const char *data, size_t len, size_t off,
                          int depth);
 
 static void handle_frag(emi_peer *pr, uint32_t node, const msgpack_object *a, uint32_t n, int depth)
 {
-    uint64_t from, total;
-    if (n != 4 || !get_u64(&a[1], &from) || !get_u64(&a[2], &total) ||
+    uint64_t total, fromv;
+    /* The sender's pid, or 0 for the node itself (a large list of nodes). */
+    if (n != 4 || !get_u64(&a[1], &fromv) || em_pid_node(fromv) != 0 || !get_u64(&a[2], &total) ||
         a[3].type != MSGPACK_OBJECT_BIN || depth > 0 || total <= EMI_FRAG_MAX ||
         total > emi_rt_g->cfg.max_term_bytes + 4096) {
         bad(pr, "a bad fragment");
         return;
     }
-    reasm **pp = &reasms;
-    while (*pp && !((*pp)->pr == pr && (*pp)->from == from))
-        pp = &(*pp)->next;
-    reasm *r = *pp;
-    if (!r) {
-        r = calloc(1, sizeof *r);
-        if (r)
-            r->data = malloc(total);
-        if (!r || !r->data) {
-            free(r);
-            emi_dist_count(&emi_dist_g.dropped, 1);
-            return;
-        }
-        r->pr = pr;
-        r->from = from;
-        r->total = total;
-        r->next = reasms;
-        reasms = r;
-        pp = &reasms;
-    }
+    em_pid_t from = fromv | ((uint64_t)node << 48);
     size_t cl = a[3].via.bin.size;
-    if (r->total != total || r->len + cl > total) {
-        bad(pr, "fragments that do not add up");
-        *pp = r->next;
-        free(r->data);
-        free(r);
+    pthread_mutex_lock(&reasm_lock);
+    reasm **pp = &reasms;
+    unsigned mine = 0;
+    while (*pp && !((*pp)->pr == pr && (*pp)->from == from)) {
+        mine += (*pp)->pr == pr;
+        pp = &(*pp)->next;
+    }
+    reasm *r = *pp;
+    const char *why = NULL;
+    if (!r && mine >= REASM_MAX) {
+        why = "too many large messages at once";
+    } else if (!r) {
+        if ((r = calloc(1, sizeof *r)) != NULL) {
+            r->pr = pr;
+            r->from = from;
+            r->total = total;
+            r->next = reasms;
+            reasms = r;
+            pp = &reasms;
+        }
+    } else if (r->total != total) {
+        why = "fragments that do not add up";
+    }
+    if (r && !why && r->len + cl > total)
+        why = "fragments that do not add up";
+    if (r && !why && r->len + cl > r->cap) {
+        size_t cap = r->cap ? r->cap : 64 * 1024;
+        while (cap < r->len + cl)
+            cap *= 2;
+        if (cap > total)
+            cap = total;
+        char *grown = realloc(r->data, cap);
+        if (!grown)
+            why = "no memory for a large message";
+        else {
+            r->data = grown;
+            r->cap = cap;
+        }
+    }
+    if (why || !r) {
+        if (r) {
+            *pp = r->next;
+            free(r->data);
+            free(r);
+        }
+        pthread_mutex_unlock(&reasm_lock);
+        if (why)
+            bad(pr, why);
+        else
+            emi_dist_count(&emi_dist_g.dropped, 1);
         return;
     }
     memcpy(r->data + r->len, a[3].via.bin.ptr, cl);
     r->len += cl;
-    if (r->len < r->total)
+    bool done = r->len == r->total;
+    if (done)
+        *pp = r->next;
+    pthread_mutex_unlock(&reasm_lock);
+    if (!done)
         return;
-    *pp = r->next;
     handle_items(pr, node, r->data, r->len, 0, depth + 1);
     free(r->data);
     free(r);
@@ -604,6 +639,7 @@ static void handle_frag(emi_peer *pr, uint32_t node, const msgpack_object *a, ui
 
 static void drop_reasm(emi_peer *pr)
 {
+    pthread_mutex_lock(&reasm_lock);
     for (reasm **pp = &reasms; *pp;)
         if ((*pp)->pr == pr) {
             reasm *r = *pp;
@@ -613,6 +649,7 @@ static void drop_reasm(emi_peer *pr)
         } else {
             pp = &(*pp)->next;
         }
+    pthread_mutex_unlock(&reasm_lock);
 }
 
 void emi_ops_fini(void)

@@ -105,6 +105,10 @@ static void stream_free(emi_stream *s)
 
 void emi_peers_fini(void)
 {
+    /* The peers go: the caller's list of peers to flush must not outlive them
+     * (a runtime started again on this thread would flush freed ones). */
+    dirty_len = 0;
+    emi_dist_dirty = false;
     pthread_mutex_lock(&peers_lock);
     emi_peer *p = peers;
     peers = NULL;

@@ -111,8 +111,12 @@ static void fatal(int sig, siginfo_t *si, uintptr_t pc, emi_proc *p, const char 
 static void chain(int sig)
 {
     /* Re-arm the previous disposition: returning re-executes the faulting
-     * instruction (or, for abort, glibc raises again) under it. */
+     * instruction under it. abort() would raise again only after resetting
+     * SIGABRT to the default, past the previous handler (a sanitizer's, a
+     * fuzzer's): raise it now, to be taken as this handler returns. */
     sigaction(sig, &previous[slot_of(sig)], NULL);
+    if (sig == SIGABRT)
+        raise(sig);
 }
 
 static void on_fault(int sig, siginfo_t *si, void *uctx)
