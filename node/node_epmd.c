@@ -58,10 +58,27 @@ static int wait_child(pid_t pid, int ms)
     }
 }
 
+static int start_once(uint16_t port, bool *missing);
+
 int node_epmd_ensure(uint16_t port)
 {
     if (port == 0)
         port = em_epmd_default_port();
+    /* Two port mappers started at once can each take one of the loopback
+     * addresses and then both give up (a CI run saw it with two nodes starting
+     * together): after a short, different wait, look and try again. */
+    for (int attempt = 0;; attempt++) {
+        bool missing = false;
+        if (start_once(port, &missing) == 0)
+            return 0;
+        if (missing || attempt == 2)
+            return NODE_EXIT_FAIL;
+        sleep_ms(50 + (int)((unsigned)getpid() * 37u % 200u));
+    }
+}
+
+static int start_once(uint16_t port, bool *missing)
+{
     if (node_epmd_running(port))
         return 0;
     char self[PATH_MAX], beside[PATH_MAX + 16], portbuf[8];
@@ -99,6 +116,7 @@ int node_epmd_ensure(uint16_t port)
     }
     if (WIFEXITED(st) && WEXITSTATUS(st) == 127) {
         node_log(LOG_ERROR, "cannot start ember-epmd: not beside ember-node nor in $PATH");
+        *missing = true;
         return NODE_EXIT_FAIL;
     }
     /* Started, or lost a race with another node starting one: either way the
