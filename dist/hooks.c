@@ -32,47 +32,56 @@ static bool is_dead(emi_node *n)
     return atomic_load_explicit(&n->dead, memory_order_relaxed) != 0;
 }
 
-int emi_dist_send(emi_proc *self, em_pid_t to, em_term msg)
+/* The start of a SEND to `to`: the packer with [1, from, to] packed, or NULL
+ * with *rc set (EM_EINVAL for a pid no node stands for; 0 for a dead life,
+ * whose messages are dropped as a dead local process's are). */
+static msgpack_packer *send_begin(emi_proc *self, em_pid_t to, emi_node **np, int *rc)
 {
     emi_node *n = node_of(to);
+    *np = n;
+    *rc = n ? 0 : EM_EINVAL;
     if (!n)
-        return EM_EINVAL;
+        return NULL;
     emi_charge(self, 1);
     if (is_dead(n)) {
         emi_dist_count(&emi_dist_g.dropped, 1);
-        return 0;
+        return NULL;
     }
     msgpack_packer *pk = emi_pack_begin();
     msgpack_pack_array(pk, 4);
     msgpack_pack_uint8(pk, OP_SEND);
     msgpack_pack_uint64(pk, self->pid);
     msgpack_pack_uint64(pk, to & LOCAL_BITS);
-    int rc = emi_codec_pack(pk, msg, &emi_dist_codec_nodes);
+    return pk;
+}
+
+static int send_end(emi_proc *self, emi_node *n, int rc)
+{
     int c = emi_pack_commit(n->peer, self->pid, n->idx, rc == 0, true);
     return rc ? rc : c == EM_ENOPROC ? 0 : c;   /* an unreachable node is not an error */
 }
 
+int emi_dist_send(emi_proc *self, em_pid_t to, em_term msg)
+{
+    emi_node *n;
+    int rc;
+    msgpack_packer *pk = send_begin(self, to, &n, &rc);
+    if (!pk)
+        return rc;
+    return send_end(self, n, emi_codec_pack(pk, msg, &emi_dist_codec_nodes));
+}
+
 int emi_dist_send_array(emi_proc *self, em_pid_t to, size_t cnt, const em_term *items)
 {
-    emi_node *n = node_of(to);
-    if (!n)
-        return EM_EINVAL;
-    emi_charge(self, 1);
-    if (is_dead(n)) {
-        emi_dist_count(&emi_dist_g.dropped, 1);
-        return 0;
-    }
-    msgpack_packer *pk = emi_pack_begin();
-    msgpack_pack_array(pk, 4);
-    msgpack_pack_uint8(pk, OP_SEND);
-    msgpack_pack_uint64(pk, self->pid);
-    msgpack_pack_uint64(pk, to & LOCAL_BITS);
+    emi_node *n;
+    int rc;
+    msgpack_packer *pk = send_begin(self, to, &n, &rc);
+    if (!pk)
+        return rc;
     msgpack_pack_array(pk, cnt);
-    int rc = 0;
     for (size_t i = 0; i < cnt && rc == 0; i++)
         rc = emi_codec_pack(pk, items[i], &emi_dist_codec_nodes);
-    int c = emi_pack_commit(n->peer, self->pid, n->idx, rc == 0, true);
-    return rc ? rc : c == EM_ENOPROC ? 0 : c;
+    return send_end(self, n, rc);
 }
 
 /* [op, from, to] or [op, from, to, id] or [op, from, to, reason]. */

@@ -280,7 +280,10 @@ void emi_down_deliver(em_pid_t local, uint64_t id, em_pid_t from, em_term reason
     send_down_to(local, id, from, reason);
 }
 
-int emi_link_add_remote(em_pid_t local, em_pid_t remote)
+/* Add a relation of kind/key to local's table (unless it is there), or
+ * EM_ENOPROC if local is gone or ending: the one rule both remote links and
+ * remote monitors follow. */
+static int add_remote(em_pid_t local, int kind, uint64_t key, em_pid_t pid)
 {
     emi_proc *q = emi_proc_lookup(local);
     if (!q)
@@ -289,45 +292,40 @@ int emi_link_add_remote(em_pid_t local, em_pid_t remote)
     emi_rel_lock(q);
     if (atomic_load_explicit(&q->rel_dead, memory_order_relaxed))   /* under q's lock */
         rc = EM_ENOPROC;
-    else if (!emi_rel_find(q, REL_LINK, remote))
-        rc = emi_rel_add(q, REL_LINK, remote, remote);
+    else if (!emi_rel_find(q, kind, key))
+        rc = emi_rel_add(q, kind, key, pid);
     emi_rel_unlock(q);
     return rc;
+}
+
+static void remove_remote(em_pid_t local, int kind, uint64_t key)
+{
+    emi_proc *q = emi_proc_lookup(local);
+    if (!q)
+        return;
+    emi_rel_lock(q);
+    emi_rel_remove(q, kind, key);
+    emi_rel_unlock(q);
+}
+
+int emi_link_add_remote(em_pid_t local, em_pid_t remote)
+{
+    return add_remote(local, REL_LINK, remote, remote);
 }
 
 void emi_link_remove_remote(em_pid_t local, em_pid_t remote)
 {
-    emi_proc *q = emi_proc_lookup(local);
-    if (!q)
-        return;
-    emi_rel_lock(q);
-    emi_rel_remove(q, REL_LINK, remote);
-    emi_rel_unlock(q);
+    remove_remote(local, REL_LINK, remote);
 }
 
 int emi_monitor_add_remote(em_pid_t local, uint64_t key, em_pid_t watcher)
 {
-    emi_proc *q = emi_proc_lookup(local);
-    if (!q)
-        return EM_ENOPROC;
-    int rc = 0;
-    emi_rel_lock(q);
-    if (atomic_load_explicit(&q->rel_dead, memory_order_relaxed))   /* under q's lock */
-        rc = EM_ENOPROC;
-    else
-        rc = emi_rel_add(q, REL_MON_IN, key, watcher);
-    emi_rel_unlock(q);
-    return rc;
+    return add_remote(local, REL_MON_IN, key, watcher);
 }
 
 void emi_monitor_remove_remote(em_pid_t local, uint64_t key)
 {
-    emi_proc *q = emi_proc_lookup(local);
-    if (!q)
-        return;
-    emi_rel_lock(q);
-    emi_rel_remove(q, REL_MON_IN, key);
-    emi_rel_unlock(q);
+    remove_remote(local, REL_MON_IN, key);
 }
 
 /* ------------------------------------------------------------------ the API */
