@@ -95,6 +95,7 @@ emi_block *emi_block_for_array(size_t n, const em_term *items, size_t max_bytes,
     }
     /* Size: the array box, then each boxed child's deep copy after it. */
     int64_t size = (int64_t)(1 + n) * 8;
+    bool boxes = false;
     for (size_t i = 0; i < n; i++) {
         em_term t = items[i];
         if (!emi_is_box(t)) {
@@ -110,6 +111,7 @@ emi_block *emi_block_for_array(size_t n, const em_term *items, size_t max_bytes,
             return NULL;
         }
         size += c;
+        boxes = true;
     }
     if ((uint64_t)size > max_bytes) {
         *err = EM_ETOOBIG;
@@ -123,6 +125,13 @@ emi_block *emi_block_for_array(size_t n, const em_term *items, size_t max_bytes,
     uint64_t *box = (uint64_t *)b->data;
     unsigned char *tail = b->data + (1 + n) * 8;
     box[0] = emi_header(BOX_ARRAY, n);
+    b->term = (em_term)(uintptr_t)box;
+    b->used = (uint32_t)size;
+    if (!boxes) {
+        /* Immediates only ({token, K}, {sum, S}): the items are the message. */
+        memcpy(box + 1, items, n * sizeof *items);
+        return b;
+    }
     for (size_t i = 0; i < n; i++) {
         if (!emi_is_box(items[i])) {
             box[1 + i] = items[i];
@@ -132,8 +141,6 @@ emi_block *emi_block_for_array(size_t n, const em_term *items, size_t max_bytes,
         box[1 + i] = emi_term_copy(items[i], tail, &b->offheap);
         tail += c;
     }
-    b->term = (em_term)(uintptr_t)box;
-    b->used = (uint32_t)size;
     return b;
 }
 
@@ -287,11 +294,5 @@ void em_heap_free(em_heap *h)
     free(h);
 }
 
-/* Overridden by the process layer: it knows the current process. */
-struct em_heap *emi_proc_heap(void);
-
-struct em_heap *emi_heap_current(void)
-{
-    struct em_heap *h = emi_proc_heap();
-    return h ? h : thread_heap;
-}
+/* The heap of a thread that runs no process (proc/current.c asks). */
+struct em_heap *emi_thread_heap(void) { return thread_heap; }

@@ -50,8 +50,10 @@ void emi_heap_fini(struct em_heap *h);
 em_mark emi_heap_mark(struct em_heap *h);
 void emi_heap_release(struct em_heap *h, em_mark m);
 /* emi_heap_current: the calling process's heap, else the thread's em_heap_use
- * heap, else NULL. */
+ * heap, else NULL (proc/current.c: one call, since marks and releases are on
+ * every loop of a receiving process). emi_thread_heap: the em_heap_use heap. */
 struct em_heap *emi_heap_current(void);
+struct em_heap *emi_thread_heap(void);
 
 /* Message blocks. emi_block_new returns a block with cap payload bytes; small ones
  * come from a per-thread cache. emi_block_free returns it, dropping its shared

@@ -18,7 +18,7 @@
 
 #include "mem/pool.h"
 
-#define CLASS_BYTES 64
+#define CLASS_BYTES EMI_POOL_CLASS
 #define CLASSES (EMI_POOL_MAX / CLASS_BYTES)
 #define KEEP 2048                   /* objects cached per class per thread */
 #define BATCH (KEEP / 2)            /* objects moved to or from the depot at once */
@@ -51,13 +51,6 @@ struct pool {
 };
 
 static _Thread_local struct pool pool;
-
-size_t emi_pool_size(size_t n)
-{
-    if (n == 0)
-        n = 1;
-    return n <= EMI_POOL_MAX ? (n + CLASS_BYTES - 1) & ~(size_t)(CLASS_BYTES - 1) : n;
-}
 
 /* Refill this thread's empty class c cache with a batch from the depot. Kept out
  * of line so the allocation fast path stays a few instructions. */

@@ -11,10 +11,17 @@
 #include <stddef.h>
 
 #define EMI_POOL_MAX 2048           /* larger objects go straight to malloc */
+#define EMI_POOL_CLASS 64           /* size classes are multiples of this */
 
 /* emi_pool_size: the size an allocation of n bytes really gets (use it as the
- * capacity, and pass it back to emi_pool_free). */
-size_t emi_pool_size(size_t n);
+ * capacity, and pass it back to emi_pool_free). Inline: it is on every message's
+ * path, and the allocator's own fast paths must stay out of line (pool.c). */
+static inline size_t emi_pool_size(size_t n)
+{
+    if (n == 0)
+        n = 1;
+    return n <= EMI_POOL_MAX ? (n + EMI_POOL_CLASS - 1) & ~(size_t)(EMI_POOL_CLASS - 1) : n;
+}
 void *emi_pool_alloc(size_t n);
 void emi_pool_free(void *p, size_t n);
 /* emi_pool_thread_fini frees the calling thread's caches. */

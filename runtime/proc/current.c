@@ -47,8 +47,19 @@ __attribute__((noinline)) emi_proc *emi_current(void)
     return p;
 }
 
-struct em_heap *emi_proc_heap(void)
+/* The same as emi_current's process's heap, else the thread's em_heap_use heap;
+ * written out rather than calling emi_current, to keep one call on the path of
+ * every em_heap_mark and em_heap_release. */
+__attribute__((noinline)) struct em_heap *emi_heap_current(void)
 {
-    emi_proc *p = emi_current();
-    return p ? &p->heap : NULL;
+    emi_sched *s = self_sched;
+    __asm__ volatile("" ::: "memory");
+    emi_proc *p = s ? s->current : NULL;
+    if (!p)
+        return emi_thread_heap();
+    uintptr_t sp;
+    __asm__("mov %%rsp, %0" : "=r"(sp));
+    if (__builtin_expect(sp < s->stack_floor, 0))
+        out_of_stack(p);
+    return &p->heap;
 }

@@ -19,9 +19,11 @@ int emi_deliver(em_pid_t to, emi_block *b)
     return emi_deliver_to(emi_proc_lookup(to), b);
 }
 
-int emi_deliver_to(emi_proc *p, emi_block *b)
+/* Push b into p's inbox (p NULL: the process is gone), on behalf of a thread
+ * whose scheduler is self (NULL for other threads). Inline: a process's own
+ * sends pass their scheduler instead of asking for the thread's. */
+static inline int deliver(emi_sched *self, emi_proc *p, emi_block *b)
 {
-    emi_sched *self = emi_sched_self();
     if (!p)
         goto dead;
     b->dest = p->pid;
@@ -65,9 +67,15 @@ dead:
     return 0;
 }
 
+int emi_deliver_to(emi_proc *p, emi_block *b) { return deliver(emi_sched_self(), p, b); }
+
+/* A process's send to a local pid that check_dest accepted: the table lookup of
+ * emi_proc_lookup without its checks, already made. */
 static int send_block(emi_proc *self, em_pid_t to, emi_block *b)
 {
-    emi_deliver(to, b);
+    /* Acquire pairs with the release in spawn: the struct's fields are set. */
+    emi_proc *p = atomic_load_explicit(&emi_rt_g->table[em_pid_index(to)], memory_order_acquire);
+    deliver(self->sched, p && p->pid == to ? p : NULL, b);
     emi_charge(self, 1);
     return 0;
 }
