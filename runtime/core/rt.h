@@ -359,6 +359,8 @@ void emi_preempt_request(emi_proc *p);
 
 /* sched/sched.c */
 void emi_ready(emi_proc *p);                        /* make runnable (any thread) */
+void emi_ready_on(emi_sched *s, emi_proc *p);       /* the same, s being the calling
+                                                       thread's scheduler or NULL */
 void emi_after_resume(emi_sched *s);                /* first thing a resumed process does */
 bool emi_try_handoff(emi_proc *p);                  /* wait by switching straight to runnext */
 void emi_ready_spawned(emi_sched *s, emi_proc *p);  /* a new process, on its spawner's scheduler */
@@ -386,7 +388,7 @@ void emi_stacks_fini(emi_sched *s);
 void emi_stack_thread_init(emi_sched *s);          /* on the scheduler's own thread */
 void emi_stack_thread_fini(void);                 /* as that thread stops */
 int emi_stack_enter(emi_sched *s, emi_proc *p);   /* 0, or EM_ESTATE if the stack is busy */
-void emi_stack_leave(emi_sched *s, emi_proc *p);  /* after the process switched out */
+/* emi_stack_leave: after the process switched out (inline below). */
 void emi_stack_exit(emi_proc *p);                 /* process ended: drop its stack state */
 size_t emi_stack_bytes(const emi_proc *p);
 void emi_stack_switch_in(emi_sched *s, emi_proc *p);  /* scheduler side of a switch */
@@ -397,6 +399,30 @@ void emi_stack_proc_free(emi_proc *p);            /* the struct is about to be f
  * (q not on p's stack, its stack free); false if it cannot be done directly. */
 bool emi_stack_handoff(emi_sched *s, emi_proc *p, emi_proc *q);
 void emi_ctx_switch(void **save, void *to);
+#ifndef EMBER_SEPARATE_STACKS
+static inline void emi_stack_leave(emi_sched *s, emi_proc *p)
+{
+    (void)s;
+    /* Release: the next user of the stack sees our frames and images. */
+    atomic_store_explicit(&p->xs->busy, 0, memory_order_release);
+}
+/* emi_stack_claim_resident: the common case of emi_stack_handoff, inline: q's
+ * frames still sit on its own stack (not p's), and nobody runs there now. */
+static inline bool emi_stack_claim_resident(emi_proc *p, emi_proc *q)
+{
+    emi_xstack *x = q->xs;
+    /* Acquire pairs with the release in emi_stack_leave, as in emi_stack_enter. */
+    return x && x != p->xs && x->resident == q && !atomic_load_explicit(&x->busy, memory_order_relaxed) &&
+           !atomic_exchange_explicit(&x->busy, 1, memory_order_acquire);
+}
+#else
+static inline void emi_stack_leave(emi_sched *s, emi_proc *p) { (void)s, (void)p; }
+static inline bool emi_stack_claim_resident(emi_proc *p, emi_proc *q)
+{
+    (void)p, (void)q;
+    return false;
+}
+#endif
 
 /* fault/code.c: whose code an instruction address is. */
 void emi_code_init(void);

@@ -87,15 +87,13 @@ emi_block *emi_block_for_term(em_term t, size_t max_bytes, int *err)
     return b;
 }
 
-emi_block *emi_block_for_array(size_t n, const em_term *items, size_t max_bytes, int *err)
+/* The general case of emi_block_for_array: some items are boxes, to be copied
+ * deep after the array, or some are malformed. */
+__attribute__((noinline)) static emi_block *block_for_array_deep(size_t n, const em_term *items,
+                                                                 size_t max_bytes, int *err)
 {
-    if (n > (1u << 24) || (n && !items)) {
-        *err = n && !items ? EM_EINVAL : EM_ETOOBIG;
-        return NULL;
-    }
     /* Size: the array box, then each boxed child's deep copy after it. */
     int64_t size = (int64_t)(1 + n) * 8;
-    bool boxes = false;
     for (size_t i = 0; i < n; i++) {
         em_term t = items[i];
         if (!emi_is_box(t)) {
@@ -111,7 +109,6 @@ emi_block *emi_block_for_array(size_t n, const em_term *items, size_t max_bytes,
             return NULL;
         }
         size += c;
-        boxes = true;
     }
     if ((uint64_t)size > max_bytes) {
         *err = EM_ETOOBIG;
@@ -125,13 +122,6 @@ emi_block *emi_block_for_array(size_t n, const em_term *items, size_t max_bytes,
     uint64_t *box = (uint64_t *)b->data;
     unsigned char *tail = b->data + (1 + n) * 8;
     box[0] = emi_header(BOX_ARRAY, n);
-    b->term = (em_term)(uintptr_t)box;
-    b->used = (uint32_t)size;
-    if (!boxes) {
-        /* Immediates only ({token, K}, {sum, S}): the items are the message. */
-        memcpy(box + 1, items, n * sizeof *items);
-        return b;
-    }
     for (size_t i = 0; i < n; i++) {
         if (!emi_is_box(items[i])) {
             box[1 + i] = items[i];
@@ -141,6 +131,44 @@ emi_block *emi_block_for_array(size_t n, const em_term *items, size_t max_bytes,
         box[1 + i] = emi_term_copy(items[i], tail, &b->offheap);
         tail += c;
     }
+    b->term = (em_term)(uintptr_t)box;
+    b->used = (uint32_t)size;
+    return b;
+}
+
+/* A small integer, nil or a boolean: valid without looking anything up. */
+static inline bool plain_immediate(em_term t)
+{
+    return emi_is_small(t) || t == EM_NIL || t == EM_TRUE || t == EM_FALSE;
+}
+
+emi_block *emi_block_for_array(size_t n, const em_term *items, size_t max_bytes, int *err)
+{
+    if (n > (1u << 24) || (n && !items)) {
+        *err = n && !items ? EM_EINVAL : EM_ETOOBIG;
+        return NULL;
+    }
+    /* Most messages built this way are short tuples of immediates ({token, K},
+     * {sum, S}): the items are the message, copied as they are. */
+    size_t size = (1 + n) * 8;
+    if (n > 8 || size > max_bytes)
+        return block_for_array_deep(n, items, max_bytes, err);
+    for (size_t i = 0; i < n; i++) {
+        em_term t = items[i];
+        if (!plain_immediate(t) && !(emi_is_atom(t) && emi_atom_valid(emi_atom_index(t))))
+            return block_for_array_deep(n, items, max_bytes, err);
+    }
+    emi_block *b = emi_block_new(size);
+    if (!b) {
+        *err = EM_ENOMEM;
+        return NULL;
+    }
+    uint64_t *box = (uint64_t *)b->data;
+    box[0] = emi_header(BOX_ARRAY, n);
+    for (size_t i = 0; i < n; i++)
+        box[1 + i] = items[i];
+    b->term = (em_term)(uintptr_t)box;
+    b->used = (uint32_t)size;
     return b;
 }
 
@@ -204,20 +232,26 @@ void emi_heap_adopt(struct em_heap *h, emi_block *b)
 
 static void heap_free_until(struct em_heap *h, emi_block *stop, bool keep_spare)
 {
-    while (h->head && h->head != stop) {
-        emi_block *b = h->head;
-        h->head = b->next;
-        bytes_add(h, block_bytes(b), -1);
-        if (b == h->chunk)
-            h->chunk = NULL;
+    emi_block *b = h->head, *chunk = h->chunk;
+    if (b == stop)
+        return;   /* the common release: nothing arrived or was built since the mark */
+    size_t freed = 0;
+    do {
+        emi_block *next = b->next;
+        freed += block_bytes(b);
+        if (b == chunk)
+            chunk = NULL;
         /* A process that builds a message per loop and releases it would allocate
          * and free its first chunk every time: keep one for the next build. */
-        if (keep_spare && !h->spare && b->cap == first_chunk_cap() && !b->offheap) {
+        if (keep_spare && !h->spare && b->cap == first_chunk_cap() && !b->offheap)
             h->spare = b;
-            continue;
-        }
-        emi_block_free(b);
-    }
+        else
+            emi_block_free(b);
+        b = next;
+    } while (b && b != stop);
+    h->head = b;
+    h->chunk = chunk;
+    bytes_add(h, freed, -1);
 }
 
 void emi_heap_fini(struct em_heap *h)

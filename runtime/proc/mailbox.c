@@ -19,6 +19,14 @@ int emi_deliver(em_pid_t to, emi_block *b)
     return emi_deliver_to(emi_proc_lookup(to), b);
 }
 
+/* One writer at a time (the process, or the sender that wakes it while it is
+ * parked); relaxed, a figure for introspection. */
+static inline void mq_len_add(emi_proc *p, size_t n, int sign)
+{
+    size_t v = atomic_load_explicit(&p->mq_len, memory_order_relaxed);
+    atomic_store_explicit(&p->mq_len, sign > 0 ? v + n : v - n, memory_order_relaxed);
+}
+
 /* Push b into p's inbox (p NULL: the process is gone), on behalf of a thread
  * whose scheduler is self (NULL for other threads). Inline: a process's own
  * sends pass their scheduler instead of asking for the thread's. */
@@ -33,6 +41,15 @@ static inline int deliver(emi_sched *self, emi_proc *p, emi_block *b)
     do {
         if (old == EMI_INBOX_CLOSED)
             goto dead;
+        if (old == EMI_INBOX_SLEEP && !b->sig) {
+            /* Parked: the sender that replaces SLEEP owns the wake-up, and nobody
+             * touches the private queue until the process runs again, so the
+             * message goes straight there and the process finds it without
+             * taking its inbox (one atomic exchange less per wake). */
+            count = 0;
+            word = NULL;
+            continue;
+        }
         if (old == EMI_INBOX_SLEEP) {
             b->next = NULL;
             count = 0;
@@ -55,8 +72,20 @@ static inline int deliver(emi_sched *self, emi_proc *p, emi_block *b)
         atomic_fetch_add_explicit(&p->msgs_over, 1, memory_order_relaxed);
     if (self)
         emi_stat_add(&self->stat_sent, 1);
-    if (old == EMI_INBOX_SLEEP)
-        emi_ready(p);
+    if (old == EMI_INBOX_SLEEP) {
+        if (!word) {
+            /* The acquire half of the CAS made the process's queue, as it
+             * parked, visible; emi_ready publishes our change with the process. */
+            b->next = NULL;
+            if (p->mq_tail)
+                p->mq_tail->next = b;
+            else
+                p->mq_head = b;
+            p->mq_tail = b;
+            mq_len_add(p, 1, 1);
+        }
+        emi_ready_on(self, p);
+    }
     return 0;
 dead:
     if (self) {
@@ -133,13 +162,6 @@ void emi_mailbox_close(emi_proc *p)
         p->mq_head = n;
     }
     p->mq_tail = NULL;
-}
-
-/* One writer (the process); relaxed, a figure for introspection. */
-static inline void mq_len_add(emi_proc *p, size_t n, int sign)
-{
-    size_t v = atomic_load_explicit(&p->mq_len, memory_order_relaxed);
-    atomic_store_explicit(&p->mq_len, sign > 0 ? v + n : v - n, memory_order_relaxed);
 }
 
 /* Unlink cur (whose predecessor is prev, or none) from the private queue. */

@@ -280,9 +280,10 @@ static void displace_runnext(emi_sched *s, emi_proc *p)
         emi_runq_push(s, lifo_oldest(s));
 }
 
-void emi_ready(emi_proc *p)
+void emi_ready(emi_proc *p) { emi_ready_on(emi_sched_self(), p); }
+
+void emi_ready_on(emi_sched *s, emi_proc *p)
 {
-    emi_sched *s = emi_sched_self();
     atomic_store_explicit(&p->status, EM_RUNNABLE, memory_order_relaxed);
     if (!s) {
         emi_qmark(p, 1);
@@ -337,7 +338,7 @@ static void park(emi_sched *s, emi_proc *p)
 #define MAX_HANDOFFS 32
 
 /* p gets the core of scheduler s. */
-static void take_core(emi_sched *s, emi_proc *p)
+static inline __attribute__((always_inline)) void take_core(emi_sched *s, emi_proc *p)
 {
     /* One writer; relaxed: the monitor only compares samples (preempt.c). */
     atomic_store_explicit(&s->run_epoch, atomic_load_explicit(&s->run_epoch, memory_order_relaxed) + 1,
@@ -365,7 +366,7 @@ bool emi_try_handoff(emi_proc *p)
     emi_proc *q = s->runnext;
     if (!q || s->handoffs >= MAX_HANDOFFS || s->budget <= 0 ||
         atomic_load_explicit(&emi_rt_g->stopping, memory_order_relaxed) ||
-        !emi_stack_handoff(s, p, q))
+        !(emi_stack_claim_resident(p, q) || emi_stack_handoff(s, p, q)))
         return false;
     s->runnext = NULL;
     emi_qmark(q, 0);

@@ -234,13 +234,6 @@ bool emi_stack_handoff(emi_sched *s, emi_proc *p, emi_proc *q)
     return emi_stack_enter(s, q) == 0;
 }
 
-void emi_stack_leave(emi_sched *s, emi_proc *p)
-{
-    (void)s;
-    /* Release: the next user of the stack sees our frames and images. */
-    atomic_store_explicit(&p->xs->busy, 0, memory_order_release);
-}
-
 void emi_stack_exit(emi_proc *p)
 {
     if (p->xs && p->xs->resident == p)
@@ -323,8 +316,6 @@ int emi_stack_enter(emi_sched *s, emi_proc *p)
     }
     return 0;
 }
-
-void emi_stack_leave(emi_sched *s, emi_proc *p) { (void)s, (void)p; }
 
 /* The sanitizers must see every switch: hand-offs go through the scheduler. */
 bool emi_stack_handoff(emi_sched *s, emi_proc *p, emi_proc *q)
