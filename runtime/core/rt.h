@@ -359,8 +359,9 @@ void emi_preempt_request(emi_proc *p);
 
 /* sched/sched.c */
 void emi_ready(emi_proc *p);                        /* make runnable (any thread) */
-void emi_ready_on(emi_sched *s, emi_proc *p);       /* the same, s being the calling
-                                                       thread's scheduler or NULL */
+/* emi_ready_on: the same, s being the calling thread's scheduler or NULL
+ * (inline below); emi_ready_slow: what it does when runnext is taken. */
+void emi_ready_slow(emi_sched *s, emi_proc *p);
 void emi_after_resume(emi_sched *s);                /* first thing a resumed process does */
 bool emi_try_handoff(emi_proc *p);                  /* wait by switching straight to runnext */
 void emi_ready_spawned(emi_sched *s, emi_proc *p);  /* a new process, on its spawner's scheduler */
@@ -368,6 +369,18 @@ void emi_runq_push(emi_sched *s, emi_proc *p);      /* owner only */
 void emi_wake_idle(void);
 int emi_sched_start(emi_rt *rt);
 void emi_sched_loop(emi_sched *s);
+static inline void emi_ready_on(emi_sched *s, emi_proc *p)
+{
+    if (!s || s->runnext) {
+        emi_ready_slow(s, p);
+        return;
+    }
+    /* The common wake: the woken process runs next on the waker's core, with
+     * warm caches (sched.c says why). */
+    atomic_store_explicit(&p->status, EM_RUNNABLE, memory_order_relaxed);
+    emi_qmark(p, 1);
+    s->runnext = p;
+}
 static inline void emi_charge(emi_proc *p, int32_t n)
 {
     if ((p->sched->budget -= n) <= 0) {

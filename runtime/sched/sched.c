@@ -282,7 +282,7 @@ static void displace_runnext(emi_sched *s, emi_proc *p)
 
 void emi_ready(emi_proc *p) { emi_ready_on(emi_sched_self(), p); }
 
-void emi_ready_on(emi_sched *s, emi_proc *p)
+void emi_ready_slow(emi_sched *s, emi_proc *p)
 {
     atomic_store_explicit(&p->status, EM_RUNNABLE, memory_order_relaxed);
     if (!s) {
