@@ -280,7 +280,15 @@ void emi_heap_release(struct em_heap *h, em_mark m)
 {
     if (!h)
         return;
-    heap_free_until(h, m.head, true);
+    emi_block *b = h->head;
+    if (b && b != m.head && b->next == m.head && b != h->chunk && !b->offheap && b->cap != first_chunk_cap()) {
+        /* The loop of a receiving process: one message arrived since the mark. */
+        h->head = m.head;
+        bytes_add(h, block_bytes(b), -1);
+        emi_pool_free(b, block_bytes(b));
+    } else {
+        heap_free_until(h, m.head, true);
+    }
     /* The chunk current at the mark may have grown since; cut it back. */
     emi_block *c = m.chunk;
     if (c) {

@@ -205,11 +205,18 @@ static void handle_signals(emi_proc *p, emi_block *before)
     }
 }
 
-/* Move everything in the inbox to the private queue; false if it was empty. */
+/* Move everything in the inbox to the private queue; false if it was empty.
+ * The look is inline; the taking is not, to keep the receive loops small. */
+static bool take_inbox_now(emi_proc *p);
 static inline bool take_inbox(emi_proc *p)
 {
     if (atomic_load_explicit(&p->inbox, memory_order_relaxed) == NULL)
         return false;
+    return take_inbox_now(p);
+}
+
+__attribute__((noinline)) static bool take_inbox_now(emi_proc *p)
+{
     /* Acquire pairs with the senders' release: the blocks' contents are visible. */
     emi_block *w = atomic_exchange_explicit(&p->inbox, NULL, memory_order_acquire);
     emi_block *l = emi_inbox_ptr(w), *rev = NULL, *last = l;
@@ -259,6 +266,19 @@ void emi_mailbox_remove(emi_proc *p, bool (*pred)(em_term t, uint64_t arg), uint
 
 typedef bool (*match_fn)(em_term t, void *ctx);
 
+/* The message in cur (after prev in the private queue) is the result: it leaves
+ * the queue and its block joins the heap, or is freed if it holds nothing. */
+static inline void take_block(emi_proc *p, emi_block *prev, emi_block *cur, em_term *out)
+{
+    mq_unlink(p, prev, cur);
+    if (out)
+        *out = cur->term;
+    if (cur->used == 0 && !cur->offheap)
+        emi_block_free(cur);   /* an immediate: nothing to keep */
+    else
+        emi_heap_adopt(&p->heap, cur);
+}
+
 static int receive(emi_proc *p, em_term *out, int64_t timeout_ms, match_fn match, void *ctx)
 {
     bool armed = false;
@@ -272,14 +292,7 @@ static int receive(emi_proc *p, em_term *out, int64_t timeout_ms, match_fn match
         for (; cur; prev = cur, cur = cur->next) {
             if (match && !match(cur->term, ctx))
                 continue;
-            mq_unlink(p, prev, cur);
-            if (out)
-                *out = cur->term;
-            if (cur->used == 0 && !cur->offheap) {
-                emi_block_free(cur);   /* an immediate: nothing to keep */
-            } else {
-                emi_heap_adopt(&p->heap, cur);
-            }
+            take_block(p, prev, cur, out);
             rc = 0;
             goto done;
         }
@@ -313,7 +326,21 @@ int em_receive(em_term *out, int64_t timeout_ms)
     emi_proc *p = emi_current();
     if (!p)
         return EM_ENOTPROC;
-    return receive(p, out, timeout_ms, NULL, NULL);
+    if (timeout_ms >= 0)
+        return receive(p, out, timeout_ms, NULL, NULL);
+    /* Without a pattern or a timer, receive is: the oldest message, else wait
+     * (the loop of a server, a ring or a ping-pong). Signals are handled as in
+     * receive: when the inbox is taken and after every switch. */
+    if (--p->sched->budget <= 0)
+        emi_switch_out(p, WHY_YIELD);
+    for (;;) {
+        emi_block *b = p->mq_head;
+        if (b || (take_inbox(p) && (b = p->mq_head))) {
+            take_block(p, NULL, b, out);
+            return 0;
+        }
+        emi_switch_out(p, WHY_WAIT);
+    }
 }
 
 int em_receive_if(em_term *out, int64_t timeout_ms, em_pred_fn pred, void *ctx)
