@@ -55,8 +55,88 @@ void emi_block_free(emi_block *b)
 
 void emi_block_cache_fini(void) { emi_pool_thread_fini(); }
 
+/* A small integer, nil or a boolean: valid without looking anything up. */
+static inline bool plain_immediate(em_term t)
+{
+    return emi_is_small(t) || t == EM_NIL || t == EM_TRUE || t == EM_FALSE;
+}
+
+static inline bool valid_immediate(em_term t)
+{
+    return plain_immediate(t) || (emi_is_atom(t) && emi_atom_valid(emi_atom_index(t)));
+}
+
+/* The usual message is a short tuple of immediates and fixed-size boxes
+ * ({ping, Pid}, {reply, Ref, N}). small_tuple_size gives its bytes, or 0 for
+ * any other term; small_tuple_copy copies it word by word, which for a few
+ * words costs less than the general copier's walk and calls to memcpy. */
+#define SMALL_TUPLE_MAX 8
+
+static inline size_t small_tuple_size(em_term t)
+{
+    const uint64_t *box = emi_box(t);
+    size_t n = (size_t)(box[0] >> 8);
+    if ((box[0] & 0xFF) != BOX_ARRAY || n > SMALL_TUPLE_MAX)
+        return 0;
+    size_t words = 1 + n;
+    for (size_t i = 0; i < n; i++) {
+        em_term c = box[1 + i];
+        if (!emi_is_box(c)) {
+            if (!valid_immediate(c))
+                return 0;
+            continue;
+        }
+        unsigned ct = emi_box_type(c);
+        if (ct == BOX_INT || ct == BOX_UINT || ct == BOX_FLOAT || ct == BOX_PID)
+            words += 2;
+        else if (ct == BOX_REF)
+            words += 3;
+        else
+            return 0;
+    }
+    return words * 8;
+}
+
+static inline em_term small_tuple_copy(em_term t, uint64_t *out)
+{
+    const uint64_t *box = emi_box(t);
+    size_t n = (size_t)(box[0] >> 8), top = 1 + n;
+    out[0] = box[0];
+    for (size_t i = 0; i < n; i++) {
+        em_term c = box[1 + i];
+        if (!emi_is_box(c)) {
+            out[1 + i] = c;
+            continue;
+        }
+        const uint64_t *cb = emi_box(c);
+        out[1 + i] = (em_term)(uintptr_t)(out + top);
+        out[top] = cb[0];
+        out[top + 1] = cb[1];
+        if (emi_box_type(c) == BOX_REF) {
+            out[top + 2] = cb[2];
+            top += 3;
+        } else {
+            top += 2;
+        }
+    }
+    return (em_term)(uintptr_t)out;
+}
+
 emi_block *emi_block_for_term(em_term t, size_t max_bytes, int *err)
 {
+    if (emi_is_box(t)) {
+        size_t small = small_tuple_size(t);
+        if (small && small <= max_bytes) {
+            emi_block *b = emi_block_new(small);
+            if (!b) {
+                *err = EM_ENOMEM;
+                return NULL;
+            }
+            b->term = small_tuple_copy(t, (uint64_t *)b->data);
+            b->used = (uint32_t)small;
+            return b;
+        }
+    }
     int64_t size = 0;
     bool flat = false;
     if (emi_is_box(t)) {
@@ -136,12 +216,6 @@ __attribute__((noinline)) static emi_block *block_for_array_deep(size_t n, const
     return b;
 }
 
-/* A small integer, nil or a boolean: valid without looking anything up. */
-static inline bool plain_immediate(em_term t)
-{
-    return emi_is_small(t) || t == EM_NIL || t == EM_TRUE || t == EM_FALSE;
-}
-
 emi_block *emi_block_for_array(size_t n, const em_term *items, size_t max_bytes, int *err)
 {
     if (n > (1u << 24) || (n && !items)) {
@@ -155,7 +229,7 @@ emi_block *emi_block_for_array(size_t n, const em_term *items, size_t max_bytes,
         return block_for_array_deep(n, items, max_bytes, err);
     for (size_t i = 0; i < n; i++) {
         em_term t = items[i];
-        if (!plain_immediate(t) && !(emi_is_atom(t) && emi_atom_valid(emi_atom_index(t))))
+        if (!valid_immediate(t))
             return block_for_array_deep(n, items, max_bytes, err);
     }
     emi_block *b = emi_block_new(size);
