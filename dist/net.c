@@ -717,6 +717,34 @@ static void *net_main(void *arg)
 
 /* --------------------------------------------------------- start, stop */
 
+/* emi_net_start runs in a process, so the preemption signal may land while a
+ * ZeroMQ call waits for its I/O thread; the call then fails with EINTR (a
+ * fresh-clone ASan run of the demo saw ember-ctl's node fail to start so, under
+ * load). These try again. */
+static void *socket_retry(void *ctx, int type)
+{
+    void *s;
+    while (!(s = zmq_socket(ctx, type)) && zmq_errno() == EINTR)
+        ;
+    return s;
+}
+
+static int bind_retry(void *s, const char *ep)
+{
+    int rc;
+    while ((rc = zmq_bind(s, ep)) != 0 && zmq_errno() == EINTR)
+        ;
+    return rc;
+}
+
+static int connect_retry(void *s, const char *ep)
+{
+    int rc;
+    while ((rc = zmq_connect(s, ep)) != 0 && zmq_errno() == EINTR)
+        ;
+    return rc;
+}
+
 int emi_net_start(void)
 {
     emi_dist *d = &emi_dist_g;
@@ -725,11 +753,11 @@ int emi_net_start(void)
     if (!d->ctx)
         return EM_ENOMEM;
     N.wake_fd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
-    N.zap = zmq_socket(d->ctx, ZMQ_REP);
-    N.router = zmq_socket(d->ctx, ZMQ_ROUTER);
-    N.rmon = zmq_socket(d->ctx, ZMQ_PAIR);
+    N.zap = socket_retry(d->ctx, ZMQ_REP);
+    N.router = socket_retry(d->ctx, ZMQ_ROUTER);
+    N.rmon = socket_retry(d->ctx, ZMQ_PAIR);
     if (N.wake_fd < 0 || !N.zap || !N.router || !N.rmon ||
-        zmq_bind(N.zap, "inproc://zeromq.zap.01") != 0)
+        bind_retry(N.zap, "inproc://zeromq.zap.01") != 0)
         goto fail;
     int one = 1, zero = 0, hwm = 64, buf = 512 * 1024;
     int rc = 0;
@@ -740,13 +768,17 @@ int emi_net_start(void)
     rc |= zmq_setsockopt(N.router, ZMQ_LINGER, &zero, sizeof zero);
     rc |= zmq_setsockopt(N.router, ZMQ_RCVHWM, &hwm, sizeof hwm);
     rc |= zmq_setsockopt(N.router, ZMQ_RCVBUF, &buf, sizeof buf);
-    rc |= zmq_socket_monitor(N.router, "inproc://ember-router",
-                             ZMQ_EVENT_ACCEPTED | ZMQ_EVENT_HANDSHAKE_FAILED_PROTOCOL |
-                                 ZMQ_EVENT_HANDSHAKE_FAILED_NO_DETAIL);
-    rc |= zmq_connect(N.rmon, "inproc://ember-router");
+    int mrc;
+    while ((mrc = zmq_socket_monitor(N.router, "inproc://ember-router",
+                                     ZMQ_EVENT_ACCEPTED | ZMQ_EVENT_HANDSHAKE_FAILED_PROTOCOL |
+                                         ZMQ_EVENT_HANDSHAKE_FAILED_NO_DETAIL)) != 0 &&
+           zmq_errno() == EINTR)
+        ;
+    rc |= mrc;
+    rc |= connect_retry(N.rmon, "inproc://ember-router");
     if (rc)
         goto fail;
-    if (zmq_bind(N.router, d->endpoint) != 0) {
+    if (bind_retry(N.router, d->endpoint) != 0) {
         emi_dist_log(1, "cannot listen on %s: %s", d->endpoint, zmq_strerror(zmq_errno()));
         goto fail;
     }
@@ -816,8 +848,10 @@ void emi_net_stop(void)
     if (N.zap)
         zmq_close(N.zap);
     N.router = N.rmon = N.zap = NULL;
-    if (d->ctx)
-        zmq_ctx_term(d->ctx);
+    /* EINTR: as above, a signal ended the wait for the I/O threads; the call
+     * can be made again. */
+    while (d->ctx && zmq_ctx_term(d->ctx) != 0 && zmq_errno() == EINTR)
+        ;
     d->ctx = NULL;
     /* The token stays taken: no scheduler may poll the closed socket. The
      * event descriptors stay open until the runtime ends (emi_net_fini): a

@@ -50,7 +50,9 @@ static void root(em_term arg)
         bool ours = rc == EM_EINVAL || rc == EM_ENOTFOUND;
         exit_code = ctl_error(ours ? CTL_USAGE : CTL_INTERNAL, NULL,
                               "cannot start our node %s: %s (--verbose says more)", self_name,
-                              ours ? "the cookie or keyring is unusable" : em_strerror(rc));
+                              rc == EM_ENOTFOUND ? "no cookie or keyring was found"
+                              : rc == EM_EINVAL  ? "the cookie, the keyring or our listen address is unusable"
+                                                 : em_strerror(rc));
         em_halt(exit_code);
     }
     exit_code = ctl_connect(&target, &opts);
