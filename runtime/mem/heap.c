@@ -55,17 +55,6 @@ void emi_block_free(emi_block *b)
 
 void emi_block_cache_fini(void) { emi_pool_thread_fini(); }
 
-/* A small integer, nil or a boolean: valid without looking anything up. */
-static inline bool plain_immediate(em_term t)
-{
-    return emi_is_small(t) || t == EM_NIL || t == EM_TRUE || t == EM_FALSE;
-}
-
-static inline bool valid_immediate(em_term t)
-{
-    return plain_immediate(t) || (emi_is_atom(t) && emi_atom_valid(emi_atom_index(t)));
-}
-
 /* The usual message is a short tuple of immediates and fixed-size boxes
  * ({ping, Pid}, {reply, Ref, N}). small_tuple_size gives its bytes, or 0 for
  * any other term; small_tuple_copy copies it word by word, which for a few
@@ -82,7 +71,7 @@ static inline size_t small_tuple_size(em_term t)
     for (size_t i = 0; i < n; i++) {
         em_term c = box[1 + i];
         if (!emi_is_box(c)) {
-            if (!valid_immediate(c))
+            if (!emi_valid_immediate(c))
                 return 0;
             continue;
         }
@@ -229,7 +218,7 @@ emi_block *emi_block_for_array(size_t n, const em_term *items, size_t max_bytes,
         return block_for_array_deep(n, items, max_bytes, err);
     for (size_t i = 0; i < n; i++) {
         em_term t = items[i];
-        if (!valid_immediate(t))
+        if (!emi_valid_immediate(t))
             return block_for_array_deep(n, items, max_bytes, err);
     }
     emi_block *b = emi_block_new(size);

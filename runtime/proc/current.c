@@ -33,10 +33,10 @@ __attribute__((noinline, cold)) static void out_of_stack(emi_proc *p)
     emi_proc_end(p, emi_atom_stack_overflow());
 }
 
-__attribute__((noinline)) emi_proc *emi_current(void)
+/* The process s runs, after the stack check; inlined into both entry points
+ * below, each a single call on the paths of the public API. */
+static inline emi_proc *checked_current(emi_sched *s)
 {
-    emi_sched *s = self_sched;
-    __asm__ volatile("" ::: "memory");
     emi_proc *p = s ? s->current : NULL;
     if (p) {
         uintptr_t sp;
@@ -47,19 +47,19 @@ __attribute__((noinline)) emi_proc *emi_current(void)
     return p;
 }
 
-/* The same as emi_current's process's heap, else the thread's em_heap_use heap;
- * written out rather than calling emi_current, to keep one call on the path of
- * every em_heap_mark and em_heap_release. */
+__attribute__((noinline)) emi_proc *emi_current(void)
+{
+    emi_sched *s = self_sched;
+    __asm__ volatile("" ::: "memory");
+    return checked_current(s);
+}
+
+/* The running process's heap, else the thread's em_heap_use heap: one call on
+ * the path of every em_heap_mark and em_heap_release. */
 __attribute__((noinline)) struct em_heap *emi_heap_current(void)
 {
     emi_sched *s = self_sched;
     __asm__ volatile("" ::: "memory");
-    emi_proc *p = s ? s->current : NULL;
-    if (!p)
-        return emi_thread_heap();
-    uintptr_t sp;
-    __asm__("mov %%rsp, %0" : "=r"(sp));
-    if (__builtin_expect(sp < s->stack_floor, 0))
-        out_of_stack(p);
-    return &p->heap;
+    emi_proc *p = checked_current(s);
+    return p ? &p->heap : emi_thread_heap();
 }

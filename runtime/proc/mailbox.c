@@ -27,6 +27,17 @@ static inline void mq_len_add(emi_proc *p, size_t n, int sign)
     atomic_store_explicit(&p->mq_len, sign > 0 ? v + n : v - n, memory_order_relaxed);
 }
 
+/* Append the chain first..last (n blocks, last->next NULL) to the private queue. */
+static inline void mq_append(emi_proc *p, emi_block *first, emi_block *last, size_t n)
+{
+    if (p->mq_tail)
+        p->mq_tail->next = first;
+    else
+        p->mq_head = first;
+    p->mq_tail = last;
+    mq_len_add(p, n, 1);
+}
+
 /* Push b into p's inbox (p NULL: the process is gone), on behalf of a thread
  * whose scheduler is self (NULL for other threads). Inline: a process's own
  * sends pass their scheduler instead of asking for the thread's. */
@@ -77,12 +88,7 @@ static inline int deliver(emi_sched *self, emi_proc *p, emi_block *b)
             /* The acquire half of the CAS made the process's queue, as it
              * parked, visible; emi_ready publishes our change with the process. */
             b->next = NULL;
-            if (p->mq_tail)
-                p->mq_tail->next = b;
-            else
-                p->mq_head = b;
-            p->mq_tail = b;
-            mq_len_add(p, 1, 1);
+            mq_append(p, b, b, 1);
         }
         emi_ready_on(self, p);
     }
@@ -234,13 +240,8 @@ __attribute__((noinline)) static bool take_inbox_now(emi_proc *p)
         atomic_fetch_sub_explicit(&p->msgs_over, n - EMI_INBOX_COUNT_MAX, memory_order_relaxed);
     if (!rev)
         return false;
-    mq_len_add(p, n, 1);
     emi_block *before = p->mq_tail;
-    if (p->mq_tail)
-        p->mq_tail->next = rev;
-    else
-        p->mq_head = rev;
-    p->mq_tail = last;
+    mq_append(p, rev, last, n);
     if (sigs)
         handle_signals(p, before);
     return true;
