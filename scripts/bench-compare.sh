@@ -11,8 +11,11 @@ for r in $(seq "$rounds"); do
   echo "== round $r" >&2
   if [ -x "$anchors/run.sh" ]; then "$anchors/run.sh" 2>&1 | tee -a "$out" >&2; fi
   build/bin/ember-bench all 2>&1 | sed 's/^/ember /' | tee -a "$out" >&2
-  # Distribution: two node processes on loopback, as run_dist_erlang.sh does.
+  # Distribution: two node processes on loopback, as run_dist_erlang.sh does,
+  # and the same exchange on bare ZeroMQ between two processes (zmq_limit's is
+  # within one process).
   build/bin/ember-bench dist 100000 2>&1 | sed 's/^/ember /' | tee -a "$out" >&2
+  build/bin/zmq-two-process 100000 2>&1 | sed 's/^/raw  /' | tee -a "$out" >&2
   build/bin/ember-bench distbulk 200 2>&1 | sed 's/^/ember /' | tee -a "$out" >&2
 done
 echo "== medians over $rounds rounds"
