@@ -296,8 +296,15 @@ enum emi_sig {
 /* emi_signal_handle: p (running, in its own context) handles signal block b;
  * true if b stays in the mailbox as a message, false if b was freed. May end p. */
 bool emi_signal_handle(emi_proc *p, emi_block *b);
-/* emi_signals_check: handle pending signals now (after a switch). May end p. */
-void emi_signals_check(emi_proc *p);
+/* emi_signals_check: handle pending signals now (after a switch). May end p.
+ * The look is inline (it is made after every switch); emi_signals_take acts. */
+void emi_signals_take(emi_proc *p);
+static inline void emi_signals_check(emi_proc *p)
+{
+    /* Relaxed: a hint; emi_signals_take's exchange orders what it reads. */
+    if (atomic_load_explicit(&p->sig_pending, memory_order_relaxed))
+        emi_signals_take(p);
+}
 /* emi_relations_fire: scheduler context, as p ends: tell its links and monitors. */
 void emi_relations_fire(emi_proc *p);
 /* emi_spawn_relate: set up the link or monitor of a spawn before the child runs. */
@@ -362,13 +369,20 @@ void emi_ready(emi_proc *p);                        /* make runnable (any thread
 /* emi_ready_on: the same, s being the calling thread's scheduler or NULL
  * (inline below); emi_ready_slow: what it does when runnext is taken. */
 void emi_ready_slow(emi_sched *s, emi_proc *p);
-void emi_after_resume(emi_sched *s);                /* first thing a resumed process does */
+/* emi_after_resume: the first thing a resumed process does (inline below):
+ * park the process that handed it the core, if one did. */
+void emi_park_pending(emi_sched *s);
 bool emi_try_handoff(emi_proc *p);                  /* wait by switching straight to runnext */
 void emi_ready_spawned(emi_sched *s, emi_proc *p);  /* a new process, on its spawner's scheduler */
 void emi_runq_push(emi_sched *s, emi_proc *p);      /* owner only */
 void emi_wake_idle(void);
 int emi_sched_start(emi_rt *rt);
 void emi_sched_loop(emi_sched *s);
+static inline void emi_after_resume(emi_sched *s)
+{
+    if (s->pending_park)
+        emi_park_pending(s);
+}
 static inline void emi_ready_on(emi_sched *s, emi_proc *p)
 {
     if (!s || s->runnext) {

@@ -176,11 +176,10 @@ bool emi_signal_handle(emi_proc *p, emi_block *b)
     emi_proc_end(p, reason);
 }
 
-void emi_signals_check(emi_proc *p)
+void emi_signals_take(emi_proc *p)
 {
     /* Acquire pairs with the sender's release: its block is in the inbox. */
-    if (atomic_load_explicit(&p->sig_pending, memory_order_relaxed) &&
-        atomic_exchange_explicit(&p->sig_pending, 0, memory_order_acquire))
+    if (atomic_exchange_explicit(&p->sig_pending, 0, memory_order_acquire))
         emi_mailbox_take(p);
 }
 

@@ -378,14 +378,12 @@ bool emi_try_handoff(emi_proc *p)
     return true;
 }
 
-void emi_after_resume(emi_sched *s)
+void emi_park_pending(emi_sched *s)
 {
     emi_proc *w = s->pending_park;
-    if (w) {
-        s->pending_park = NULL;
-        emi_stack_leave(s, w);
-        park(s, w);
-    }
+    s->pending_park = NULL;
+    emi_stack_leave(s, w);
+    park(s, w);
 }
 
 static void pinned_push(emi_sched *s, emi_proc *p);

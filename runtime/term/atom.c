@@ -40,7 +40,7 @@ static _Atomic(aslot *) chunks[NCHUNKS];
 /* Hash slots hold index + 1, 0 when empty. NULL until the first intern. */
 static _Atomic(_Atomic uint32_t *) slots;
 static pthread_mutex_t intern_lock = PTHREAD_MUTEX_INITIALIZER;
-static atomic_uint count;                /* atoms interned; written under intern_lock,
+atomic_uint emi_atom_count;              /* atoms interned; written under intern_lock,
                                             read without it by emi_atom_valid */
 
 static uint32_t hash_name(const char *s, size_t len)
@@ -135,11 +135,11 @@ int64_t emi_atom_intern(const char *name, size_t len)
     ret = probe(tab, name, len, h, &free_slot);
     if (ret >= 0)
         goto out;
-    if (atomic_load_explicit(&count, memory_order_relaxed) >= ATOM_LIMIT) {
+    if (atomic_load_explicit(&emi_atom_count, memory_order_relaxed) >= ATOM_LIMIT) {
         ret = EM_ESYSLIMIT;
         goto out;
     }
-    uint32_t idx = atomic_load_explicit(&count, memory_order_relaxed);
+    uint32_t idx = atomic_load_explicit(&emi_atom_count, memory_order_relaxed);
     aslot *ch = atomic_load_explicit(&chunks[idx >> CHUNK_BITS], memory_order_relaxed);
     if (!ch) {
         ch = calloc(CHUNK_SIZE, sizeof *ch);
@@ -164,18 +164,13 @@ int64_t emi_atom_intern(const char *name, size_t len)
     atomic_store_explicit(&ch[idx & (CHUNK_SIZE - 1)], a, memory_order_release);
     atomic_store_explicit(&tab[free_slot], idx + 1, memory_order_release);
     /* Release: an index below the count names a published entry. */
-    atomic_store_explicit(&count, idx + 1, memory_order_release);
+    atomic_store_explicit(&emi_atom_count, idx + 1, memory_order_release);
     ret = idx;
 out:
     pthread_mutex_unlock(&intern_lock);
     return ret;
 }
 
-bool emi_atom_valid(uint32_t idx)
-{
-    /* Acquire pairs with the release in intern: the entry is published. */
-    return idx < atomic_load_explicit(&count, memory_order_acquire);
-}
 
 const char *emi_atom_str(uint32_t idx, size_t *len)
 {
@@ -203,7 +198,7 @@ void emi_atoms_fini(void)
     }
     free(atomic_load_explicit(&slots, memory_order_relaxed));
     atomic_store_explicit(&slots, NULL, memory_order_relaxed);
-    atomic_store_explicit(&count, 0, memory_order_relaxed);
+    atomic_store_explicit(&emi_atom_count, 0, memory_order_relaxed);
     pthread_mutex_unlock(&intern_lock);
 }
 

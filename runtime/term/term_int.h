@@ -75,7 +75,13 @@ static inline size_t emi_words(size_t bytes) { return (bytes + 7) / 8; }
 int64_t emi_atom_intern(const char *name, size_t len);
 int64_t emi_atom_lookup(const char *name, size_t len);   /* never interns: EM_ENOTFOUND */
 const char *emi_atom_str(uint32_t idx, size_t *len);
-bool emi_atom_valid(uint32_t idx);           /* an interned atom's index */
+extern atomic_uint emi_atom_count;          /* atom.c: atoms interned so far */
+/* An interned atom's index: inline, since every message's atoms are checked. */
+static inline bool emi_atom_valid(uint32_t idx)
+{
+    /* Acquire pairs with the release in intern: the entry is published. */
+    return idx < atomic_load_explicit(&emi_atom_count, memory_order_acquire);
+}
 
 /* A well-formed immediate: a small integer, nil, a boolean or an interned atom. */
 static inline bool emi_valid_immediate(em_term t)
