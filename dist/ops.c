@@ -624,8 +624,12 @@ static void handle_frag(emi_peer *pr, uint32_t node, const msgpack_object *a, ui
             emi_dist_count(&emi_dist_g.dropped, 1);
         return;
     }
-    memcpy(r->data + r->len, a[3].via.bin.ptr, cl);
-    r->len += cl;
+    /* An empty fragment adds nothing, and the buffer may not exist yet (the
+     * fuzzer found the null pointer arithmetic). */
+    if (cl) {
+        memcpy(r->data + r->len, a[3].via.bin.ptr, cl);
+        r->len += cl;
+    }
     bool done = r->len == r->total;
     if (done)
         *pp = r->next;
