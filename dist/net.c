@@ -756,6 +756,14 @@ static int bind_retry(void *s, const char *ep)
     return rc;
 }
 
+static int monitor_retry(void *s, const char *ep, int events)
+{
+    int rc;
+    while ((rc = zmq_socket_monitor(s, ep, events)) != 0 && zmq_errno() == EINTR)
+        ;
+    return rc;
+}
+
 static int connect_retry(void *s, const char *ep)
 {
     int rc;
@@ -787,13 +795,9 @@ int emi_net_start(void)
     rc |= zmq_setsockopt(N.router, ZMQ_LINGER, &zero, sizeof zero);
     rc |= zmq_setsockopt(N.router, ZMQ_RCVHWM, &hwm, sizeof hwm);
     rc |= zmq_setsockopt(N.router, ZMQ_RCVBUF, &buf, sizeof buf);
-    int mrc;
-    while ((mrc = zmq_socket_monitor(N.router, "inproc://ember-router",
-                                     ZMQ_EVENT_ACCEPTED | ZMQ_EVENT_HANDSHAKE_FAILED_PROTOCOL |
-                                         ZMQ_EVENT_HANDSHAKE_FAILED_NO_DETAIL)) != 0 &&
-           zmq_errno() == EINTR)
-        ;
-    rc |= mrc;
+    rc |= monitor_retry(N.router, "inproc://ember-router",
+                        ZMQ_EVENT_ACCEPTED | ZMQ_EVENT_HANDSHAKE_FAILED_PROTOCOL |
+                            ZMQ_EVENT_HANDSHAKE_FAILED_NO_DETAIL);
     rc |= connect_retry(N.rmon, "inproc://ember-router");
     if (rc)
         goto fail;

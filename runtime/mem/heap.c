@@ -214,7 +214,7 @@ emi_block *emi_block_for_array(size_t n, const em_term *items, size_t max_bytes,
     /* Most messages built this way are short tuples of immediates ({token, K},
      * {sum, S}): the items are the message, copied as they are. */
     size_t size = (1 + n) * 8;
-    if (n > 8 || size > max_bytes)
+    if (n > SMALL_TUPLE_MAX || size > max_bytes)
         return block_for_array_deep(n, items, max_bytes, err);
     for (size_t i = 0; i < n; i++) {
         em_term t = items[i];
@@ -348,7 +348,7 @@ void emi_heap_release(struct em_heap *h, em_mark m)
         /* The loop of a receiving process: one message arrived since the mark. */
         h->head = m.head;
         bytes_add(h, block_bytes(b), -1);
-        emi_pool_free(b, block_bytes(b));
+        emi_block_free(b);
     } else {
         heap_free_until(h, m.head, true);
     }
