@@ -138,6 +138,8 @@ typedef struct emi_sched {
     int32_t budget_mark;            /* budget when the running process got the core */
     uint32_t handoffs;              /* direct switches since the loop last ran */
     emi_proc *pending_park;         /* handed off while waiting: park it once off-stack */
+    struct emi_block *blk_cache;    /* small message blocks freed here (emi_small_block) */
+    uint32_t blk_cache_n;
     uint32_t tick;
     uint32_t next_stack;
     uint32_t rand;
@@ -395,6 +397,38 @@ static inline void emi_ready_on(emi_sched *s, emi_proc *p)
     emi_qmark(p, 1);
     s->runnext = p;
 }
+/* Small message blocks. Most messages are a few words ({token, K}, {ping, Pid},
+ * an atom), and a send and the receive that frees the block usually run on the
+ * same scheduler: each scheduler keeps the blocks of one size that its processes
+ * freed, for its processes' next sends. A pop or a push, where the general
+ * allocator computes a size class and walks a thread-local pool. Cached blocks
+ * have no shared binaries and sig 0; the taker sets term, used, dest and next. */
+#define EMI_SMALL_BYTES 72          /* a tuple of 8 immediates */
+#define EMI_SMALL_CAP ((uint32_t)(((sizeof(emi_block) + EMI_SMALL_BYTES + 63) & ~(size_t)63) - sizeof(emi_block)))
+#define EMI_BLK_CACHE_MAX 512
+emi_block *emi_small_block_slow(void);              /* heap.c: a new one */
+void emi_small_cache_drain(emi_sched *s);           /* heap.c: as the scheduler goes */
+static inline emi_block *emi_small_block(emi_sched *s)
+{
+    emi_block *b = s->blk_cache;
+    if (__builtin_expect(!b, 0))
+        return emi_small_block_slow();
+    s->blk_cache = b->next;
+    s->blk_cache_n--;
+    return b;
+}
+static inline void emi_small_block_free(emi_sched *s, emi_block *b)
+{
+    if (b->cap != EMI_SMALL_CAP || b->offheap || s->blk_cache_n >= EMI_BLK_CACHE_MAX) {
+        emi_block_free(b);
+        return;
+    }
+    b->sig = 0;
+    b->next = s->blk_cache;
+    s->blk_cache = b;
+    s->blk_cache_n++;
+}
+
 static inline void emi_charge(emi_proc *p, int32_t n)
 {
     if ((p->sched->budget -= n) <= 0) {

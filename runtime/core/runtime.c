@@ -54,6 +54,7 @@ static void sched_free(emi_sched *s)
     if (!s)
         return;
     emi_qsbr_reclaim(s, true);
+    emi_small_cache_drain(s);
     emi_timers_fini(s);
     emi_stacks_fini(s);
     free(s->pid_cache);

@@ -11,6 +11,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "core/rt.h"
 #include "mem/heap.h"
 #include "mem/pool.h"
 
@@ -55,73 +56,37 @@ void emi_block_free(emi_block *b)
 
 void emi_block_cache_fini(void) { emi_pool_thread_fini(); }
 
-/* The usual message is a short tuple of immediates and fixed-size boxes
- * ({ping, Pid}, {reply, Ref, N}). small_tuple_size gives its bytes, or 0 for
- * any other term; small_tuple_copy copies it word by word, which for a few
- * words costs less than the general copier's walk and calls to memcpy. */
-#define SMALL_TUPLE_MAX 8
-
-static inline size_t small_tuple_size(em_term t)
+emi_block *emi_small_block_slow(void)
 {
-    const uint64_t *box = emi_box(t);
-    size_t n = (size_t)(box[0] >> 8);
-    if ((box[0] & 0xFF) != BOX_ARRAY || n > SMALL_TUPLE_MAX)
-        return 0;
-    size_t words = 1 + n;
-    for (size_t i = 0; i < n; i++) {
-        em_term c = box[1 + i];
-        if (!emi_is_box(c)) {
-            if (!emi_valid_immediate(c))
-                return 0;
-            continue;
-        }
-        unsigned ct = emi_box_type(c);
-        if (ct == BOX_INT || ct == BOX_UINT || ct == BOX_FLOAT || ct == BOX_PID)
-            words += 2;
-        else if (ct == BOX_REF)
-            words += 3;
-        else
-            return 0;
-    }
-    return words * 8;
+    emi_block *b = emi_block_new(EMI_SMALL_BYTES);
+    /* The pool's size classes make every such block EMI_SMALL_CAP bytes: the
+     * cache relies on it to tell its blocks from others. */
+    if (b && b->cap != EMI_SMALL_CAP)
+        emi_fatal("a small message block has an unexpected capacity");
+    return b;
 }
 
-static inline em_term small_tuple_copy(em_term t, uint64_t *out)
+void emi_small_cache_drain(emi_sched *s)
 {
-    const uint64_t *box = emi_box(t);
-    size_t n = (size_t)(box[0] >> 8), top = 1 + n;
-    out[0] = box[0];
-    for (size_t i = 0; i < n; i++) {
-        em_term c = box[1 + i];
-        if (!emi_is_box(c)) {
-            out[1 + i] = c;
-            continue;
-        }
-        const uint64_t *cb = emi_box(c);
-        out[1 + i] = (em_term)(uintptr_t)(out + top);
-        out[top] = cb[0];
-        out[top + 1] = cb[1];
-        if (emi_box_type(c) == BOX_REF) {
-            out[top + 2] = cb[2];
-            top += 3;
-        } else {
-            top += 2;
-        }
+    while (s->blk_cache) {
+        emi_block *b = s->blk_cache;
+        s->blk_cache = b->next;
+        emi_block_free(b);
     }
-    return (em_term)(uintptr_t)out;
+    s->blk_cache_n = 0;
 }
 
 emi_block *emi_block_for_term(em_term t, size_t max_bytes, int *err)
 {
     if (emi_is_box(t)) {
-        size_t small = small_tuple_size(t);
+        size_t small = emi_small_tuple_size(t);
         if (small && small <= max_bytes) {
             emi_block *b = emi_block_new(small);
             if (!b) {
                 *err = EM_ENOMEM;
                 return NULL;
             }
-            b->term = small_tuple_copy(t, (uint64_t *)b->data);
+            b->term = emi_small_tuple_copy(t, (uint64_t *)b->data);
             b->used = (uint32_t)small;
             return b;
         }
@@ -339,6 +304,20 @@ em_mark emi_heap_mark(struct em_heap *h)
     return m;
 }
 
+/* The chunk current at the mark may have grown since; cut it back. */
+static inline void cut_back(struct em_heap *h, em_mark m)
+{
+    emi_block *c = m.chunk;
+    if (c) {
+        if (c->offheap != m.offheap) {
+            emi_offheap_release(c->offheap, m.offheap);
+            c->offheap = m.offheap;
+        }
+        c->used = (uint32_t)m.used;
+    }
+    h->chunk = c;
+}
+
 void emi_heap_release(struct em_heap *h, em_mark m)
 {
     if (!h)
@@ -352,20 +331,32 @@ void emi_heap_release(struct em_heap *h, em_mark m)
     } else {
         heap_free_until(h, m.head, true);
     }
-    /* The chunk current at the mark may have grown since; cut it back. */
-    emi_block *c = m.chunk;
-    if (c) {
-        if (c->offheap != m.offheap) {
-            emi_offheap_release(c->offheap, m.offheap);
-            c->offheap = m.offheap;
-        }
-        c->used = (uint32_t)m.used;
-    }
-    h->chunk = c;
+    cut_back(h, m);
 }
 
 em_mark em_heap_mark(void) { return emi_heap_mark(emi_heap_current()); }
-void em_heap_release(em_mark m) { emi_heap_release(emi_heap_current(), m); }
+
+void em_heap_release(em_mark m)
+{
+    emi_proc *p = emi_current();
+    if (!p) {
+        emi_heap_release(emi_thread_heap(), m);
+        return;
+    }
+    struct em_heap *h = &p->heap;
+    emi_block *b = h->head;
+    /* The loop of a receiving process: one small message arrived since the mark
+     * (arena chunks are never that small), and its block goes back to the
+     * scheduler's cache for the next send. */
+    if (b && b != m.head && b->next == m.head && b->cap == EMI_SMALL_CAP) {
+        h->head = m.head;
+        bytes_add(h, block_bytes(b), -1);
+        emi_small_block_free(p->sched, b);
+        cut_back(h, m);
+        return;
+    }
+    emi_heap_release(h, m);
+}
 
 void *em_alloc(size_t bytes)
 {

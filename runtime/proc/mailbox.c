@@ -130,6 +130,27 @@ static int check_dest(emi_proc *self, emi_rt *rt, em_pid_t to)
     return 0;
 }
 
+/* The message of a local send when it fits a small block: an immediate, or a
+ * short tuple of immediates and fixed-size boxes. NULL for any other term (or
+ * when no block can be had), which the general copier then handles. */
+static inline emi_block *small_message(emi_sched *s, em_term t, size_t max_bytes)
+{
+    size_t size = 0;
+    if (emi_is_box(t)) {
+        size = emi_small_tuple_size(t);
+        if (!size || size > EMI_SMALL_CAP || size > max_bytes)
+            return NULL;
+    } else if (!emi_valid_immediate(t)) {
+        return NULL;
+    }
+    emi_block *b = emi_small_block(s);
+    if (b) {
+        b->term = size ? emi_small_tuple_copy(t, (uint64_t *)b->data) : t;
+        b->used = (uint32_t)size;
+    }
+    return b;
+}
+
 int em_send(em_pid_t to, em_term msg)
 {
     emi_proc *self = emi_current();
@@ -137,8 +158,32 @@ int em_send(em_pid_t to, em_term msg)
     int err = check_dest(self, rt, to);
     if (err)
         return err == 1 ? emi_dist_send(self, to, msg) : err;
-    emi_block *b = emi_block_for_term(msg, rt->cfg.max_term_bytes, &err);
-    return b ? send_block(self, to, b) : err;
+    emi_block *b = small_message(self->sched, msg, rt->cfg.max_term_bytes);
+    if (!b && !(b = emi_block_for_term(msg, rt->cfg.max_term_bytes, &err)))
+        return err;
+    return send_block(self, to, b);
+}
+
+/* em_send_array's message when it is a short tuple of immediates ({token, K},
+ * {sum, S}): the items are the message, copied as they are. */
+static inline emi_block *small_array(emi_sched *s, size_t n, const em_term *items, size_t max_bytes)
+{
+    size_t size = (1 + n) * 8;
+    if (n - 1 >= EMI_SMALL_BYTES / 8 - 1 || size > max_bytes || !items)
+        return NULL;
+    for (size_t i = 0; i < n; i++)
+        if (!emi_valid_immediate(items[i]))
+            return NULL;
+    emi_block *b = emi_small_block(s);
+    if (b) {
+        uint64_t *box = (uint64_t *)b->data;
+        box[0] = emi_header(BOX_ARRAY, n);
+        for (size_t i = 0; i < n; i++)
+            box[1 + i] = items[i];
+        b->term = (em_term)(uintptr_t)box;
+        b->used = (uint32_t)size;
+    }
+    return b;
 }
 
 int em_send_array(em_pid_t to, size_t n, const em_term *items)
@@ -148,8 +193,10 @@ int em_send_array(em_pid_t to, size_t n, const em_term *items)
     int err = check_dest(self, rt, to);
     if (err)
         return err == 1 ? emi_dist_send_array(self, to, n, items) : err;
-    emi_block *b = emi_block_for_array(n, items, rt->cfg.max_term_bytes, &err);
-    return b ? send_block(self, to, b) : err;
+    emi_block *b = small_array(self->sched, n, items, rt->cfg.max_term_bytes);
+    if (!b && !(b = emi_block_for_array(n, items, rt->cfg.max_term_bytes, &err)))
+        return err;
+    return send_block(self, to, b);
 }
 
 void emi_mailbox_close(emi_proc *p)
@@ -275,7 +322,7 @@ static inline void take_block(emi_proc *p, emi_block *prev, emi_block *cur, em_t
     if (out)
         *out = cur->term;
     if (cur->used == 0 && !cur->offheap)
-        emi_block_free(cur);   /* an immediate: nothing to keep */
+        emi_small_block_free(p->sched, cur);   /* an immediate: nothing to keep */
     else
         emi_heap_adopt(&p->heap, cur);
 }
