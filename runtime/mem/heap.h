@@ -116,6 +116,39 @@ static inline em_term emi_small_tuple_copy(em_term t, uint64_t *out)
     return (em_term)(uintptr_t)out;
 }
 
+/* emi_small_tuple_put: both of the above in one pass, into out (cap bytes):
+ * the bytes used, or 0 when t is not such a tuple or does not fit (out then
+ * holds a partial copy, to be thrown away). */
+static inline size_t emi_small_tuple_put(em_term t, uint64_t *out, size_t cap)
+{
+    const uint64_t *box = emi_box(t);
+    size_t n = (size_t)(box[0] >> 8), top = 1 + n, capw = cap / 8;
+    if ((box[0] & 0xFF) != BOX_ARRAY || top > capw)
+        return 0;
+    out[0] = box[0];
+    for (size_t i = 0; i < n; i++) {
+        em_term c = box[1 + i];
+        if (!emi_is_box(c)) {
+            if (!emi_valid_immediate(c))
+                return 0;
+            out[1 + i] = c;
+            continue;
+        }
+        unsigned ct = emi_box_type(c);
+        size_t w = ct == BOX_REF ? 3 : ct == BOX_INT || ct == BOX_UINT || ct == BOX_FLOAT || ct == BOX_PID ? 2 : 0;
+        if (!w || top + w > capw)
+            return 0;
+        const uint64_t *cb = emi_box(c);
+        out[1 + i] = (em_term)(uintptr_t)(out + top);
+        out[top] = cb[0];
+        out[top + 1] = cb[1];
+        if (w == 3)
+            out[top + 2] = cb[2];
+        top += w;
+    }
+    return top * 8;
+}
+
 /* emi_block_for_term copies t into a new block (b->term set), or sets *err. */
 emi_block *emi_block_for_term(em_term t, size_t max_bytes, int *err);
 /* emi_block_for_array builds the array of items straight into a new block (each

@@ -135,18 +135,27 @@ static int check_dest(emi_proc *self, emi_rt *rt, em_pid_t to)
  * when no block can be had), which the general copier then handles. */
 static inline emi_block *small_message(emi_sched *s, em_term t, size_t max_bytes)
 {
-    size_t size = 0;
     if (emi_is_box(t)) {
-        size = emi_small_tuple_size(t);
-        if (!size || size > EMI_SMALL_CAP || size > max_bytes)
+        if (emi_box_type(t) != BOX_ARRAY)
             return NULL;
-    } else if (!emi_valid_immediate(t)) {
-        return NULL;
+        emi_block *b = emi_small_block(s);
+        if (!b)
+            return NULL;
+        size_t size = emi_small_tuple_put(t, (uint64_t *)b->data, max_bytes < EMI_SMALL_CAP ? max_bytes : EMI_SMALL_CAP);
+        if (!size) {
+            emi_small_block_free(s, b);
+            return NULL;
+        }
+        b->term = (em_term)(uintptr_t)b->data;
+        b->used = (uint32_t)size;
+        return b;
     }
+    if (!emi_valid_immediate(t))
+        return NULL;
     emi_block *b = emi_small_block(s);
     if (b) {
-        b->term = size ? emi_small_tuple_copy(t, (uint64_t *)b->data) : t;
-        b->used = (uint32_t)size;
+        b->term = t;
+        b->used = 0;
     }
     return b;
 }
