@@ -16,12 +16,14 @@ for r in $(seq "$rounds"); do
   # within one process).
   build/bin/ember-bench dist 100000 2>&1 | sed 's/^/ember /' | tee -a "$out" >&2
   build/bin/zmq-two-process 100000 2>&1 | sed 's/^/raw  /' | tee -a "$out" >&2
+  # ...and in ember's shape (a ROUTER in, a DEALER out, waiting on ZMQ_FD).
+  build/bin/zmq-two-process 100000 ember fd 2>&1 | sed 's/^/rawshape /' | tee -a "$out" >&2
   build/bin/ember-bench distbulk 200 2>&1 | sed 's/^/ember /' | tee -a "$out" >&2
 done
 echo "== medians over $rounds rounds"
 # For each "system workload", take the median of each key=value figure.
 awk '
-  NF >= 2 && $1 ~ /^(beam|go|raw|ember)$/ {
+  NF >= 2 && $1 ~ /^(beam|go|raw|rawshape|ember)$/ {
     key = $1 " " $2
     if (!(key in seen)) { seen[key] = 1; order[++nk] = key }
     for (i = 3; i <= NF; i++) {
