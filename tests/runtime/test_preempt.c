@@ -288,10 +288,16 @@ static void doomed(em_term a)
 #define LINK_LIMIT_US SLICE_US
 #endif
 
+/* The limit holds for the median of 8 rounds: without the prompt interruption
+ * every round takes two slices or more, while one round of a shared, noisy
+ * machine may stall a core for milliseconds whatever ember does (a fresh-clone
+ * CI run saw 2.8 ms once against a 2 ms limit). */
 static void root_link_latency(em_term arg)
 {
     (void)arg;
-    for (int i = 0; i < 8; i++) {
+    enum { LINK_ROUNDS = 8 };
+    uint64_t dts[LINK_ROUNDS];
+    for (int i = 0; i < LINK_ROUNDS; i++) {
         em_pid_t d, s[4];
         CHECK_INT(0, em_spawn(doomed, EM_NIL, &d));
         for (int k = 0; k < 4; k++) {   /* more spinners than cores */
@@ -303,11 +309,15 @@ static void root_link_latency(em_term arg)
         em_send(d, em_atom("crash"));
         for (int k = 0; k < 4; k++)
             CHECK_INT(0, em_receive_match(NULL, 10000, "['DOWN', _, process, _, crashed]"));
-        uint64_t dt = now_ns() - t0;
-        if (dt > LINK_LIMIT_US * 1000u)
-            CHECK_FAIL("round %d: linked spinners ended after %.1f us, expected within %d us", i,
-                       (double)dt / 1e3, LINK_LIMIT_US);
+        dts[i] = now_ns() - t0;
     }
+    qsort(dts, LINK_ROUNDS, sizeof dts[0], cmp_u64);
+    uint64_t median = dts[LINK_ROUNDS / 2];
+    if (median > LINK_LIMIT_US * 1000u)
+        CHECK_FAIL("linked spinners ended after %.1f us (median of %d rounds; fastest %.1f, slowest %.1f), "
+                   "expected within %d us",
+                   (double)median / 1e3, LINK_ROUNDS, (double)dts[0] / 1e3, (double)dts[LINK_ROUNDS - 1] / 1e3,
+                   LINK_LIMIT_US);
 }
 
 static void test_link_exit_reaches_spinning_process_at_once(void **state)
