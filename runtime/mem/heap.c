@@ -251,12 +251,6 @@ void emi_heap_link_offheap(struct em_heap *h, emi_refbin_box *box)
     h->chunk->offheap = box;
 }
 
-void emi_heap_adopt(struct em_heap *h, emi_block *b)
-{
-    b->next = h->head;
-    h->head = b;
-    bytes_add(h, block_bytes(b), 1);
-}
 
 static void heap_free_until(struct em_heap *h, emi_block *stop, bool keep_spare)
 {

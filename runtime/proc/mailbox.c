@@ -41,7 +41,7 @@ static inline void mq_append(emi_proc *p, emi_block *first, emi_block *last, siz
 /* Push b into p's inbox (p NULL: the process is gone), on behalf of a thread
  * whose scheduler is self (NULL for other threads). Inline: a process's own
  * sends pass their scheduler instead of asking for the thread's. */
-static inline int deliver(emi_sched *self, emi_proc *p, emi_block *b)
+static inline __attribute__((always_inline)) int deliver(emi_sched *self, emi_proc *p, emi_block *b)
 {
     if (!p)
         goto dead;
@@ -106,7 +106,7 @@ int emi_deliver_to(emi_proc *p, emi_block *b) { return deliver(emi_sched_self(),
 
 /* A process's send to a local pid that check_dest accepted: the table lookup of
  * emi_proc_lookup without its checks, already made. */
-static int send_block(emi_proc *self, em_pid_t to, emi_block *b)
+static inline __attribute__((always_inline)) int send_block(emi_proc *self, em_pid_t to, emi_block *b)
 {
     /* Acquire pairs with the release in spawn: the struct's fields are set. */
     emi_proc *p = atomic_load_explicit(&emi_rt_g->table[em_pid_index(to)], memory_order_acquire);
