@@ -275,7 +275,6 @@ void emi_proc_destroy(emi_sched *s, emi_proc *p);   /* scheduler context, after 
 void emi_proc_free(emi_proc *p);                    /* after the grace period */
 void emi_proc_reap(emi_proc *p);                    /* at shutdown, never ended */
 int emi_spawn_root(emi_sched *s, em_proc_fn fn, const char *name, em_term arg);
-void emi_switch_out(emi_proc *p, int why);          /* process context */
 void emi_proc_entry(emi_proc *p);                   /* first frame of every process */
 int emi_pid_table_init(emi_rt *rt);
 void emi_pid_table_fini(emi_rt *rt);
@@ -374,7 +373,9 @@ void emi_ready_slow(emi_sched *s, emi_proc *p);
 /* emi_after_resume: the first thing a resumed process does (inline below):
  * park the process that handed it the core, if one did. */
 void emi_park_pending(emi_sched *s);
-bool emi_try_handoff(emi_proc *p);                  /* wait by switching straight to runnext */
+/* emi_switch_out: process context: give the core back for why; a wait switches
+ * straight to runnext when it can (a hand-off). */
+void emi_switch_out(emi_proc *p, int why);
 void emi_ready_spawned(emi_sched *s, emi_proc *p);  /* a new process, on its spawner's scheduler */
 void emi_runq_push(emi_sched *s, emi_proc *p);      /* owner only */
 void emi_wake_idle(void);

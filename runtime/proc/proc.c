@@ -375,16 +375,6 @@ int em_spawn_monitor_named(em_proc_fn fn, const char *name, em_term arg, em_pid_
     return rc;
 }
 
-void emi_switch_out(emi_proc *p, int why)
-{
-    p->why = why;
-    if (why != WHY_WAIT || !emi_try_handoff(p))
-        emi_stack_switch_out(p);
-    emi_after_resume(p->sched);
-    if (why != WHY_EXIT)
-        emi_signals_check(p);
-}
-
 void emi_proc_entry(emi_proc *p)
 {
     emi_stack_on_entry(p);

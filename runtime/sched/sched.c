@@ -304,7 +304,8 @@ void emi_ready_spawned(emi_sched *s, emi_proc *p)
 
 /* ----------------------------------------------------------------- running */
 
-static void park(emi_sched *s, emi_proc *p)
+/* Inline: a hand-off parks the process it leaves on every hop of a ring. */
+static inline __attribute__((always_inline)) void park(emi_sched *s, emi_proc *p)
 {
     emi_block *e = NULL;
     /* Read before the CAS: once parked, the process belongs to whoever wakes it. */
@@ -360,7 +361,7 @@ static void charge_current(emi_sched *s, emi_proc *p)
     s->budget_mark = s->budget;
 }
 
-bool emi_try_handoff(emi_proc *p)
+static inline __attribute__((always_inline)) bool try_handoff(emi_proc *p)
 {
     emi_sched *s = p->sched;
     emi_proc *q = s->runnext;
@@ -384,6 +385,18 @@ void emi_park_pending(emi_sched *s)
     s->pending_park = NULL;
     emi_stack_leave(s, w);
     park(s, w);
+}
+
+/* Here rather than in proc.c so that the hand-off, on every wait of a request
+ * and its reply, is inline. */
+void emi_switch_out(emi_proc *p, int why)
+{
+    p->why = why;
+    if (why != WHY_WAIT || !try_handoff(p))
+        emi_stack_switch_out(p);
+    emi_after_resume(p->sched);
+    if (why != WHY_EXIT)
+        emi_signals_check(p);
 }
 
 static void pinned_push(emi_sched *s, emi_proc *p);
