@@ -22,6 +22,7 @@
 
 #include "ember.h"
 #include "mem/heap.h"
+#include "mem/pool.h"
 
 #define EMI_CACHELINE 64
 #define EMI_RUNQ_SIZE 256          /* local run queue slots (a power of two) */
@@ -405,7 +406,9 @@ static inline void emi_ready_on(emi_sched *s, emi_proc *p)
  * allocator computes a size class and walks a thread-local pool. Cached blocks
  * have no shared binaries and sig 0; the taker sets term, used, dest and next. */
 #define EMI_SMALL_BYTES 72          /* a tuple of 8 immediates */
-#define EMI_SMALL_CAP ((uint32_t)(((sizeof(emi_block) + EMI_SMALL_BYTES + 63) & ~(size_t)63) - sizeof(emi_block)))
+/* The capacity the pool's size classes give such a block: how the cache tells
+ * its blocks from others. */
+#define EMI_SMALL_CAP ((uint32_t)(emi_pool_size(sizeof(emi_block) + EMI_SMALL_BYTES) - sizeof(emi_block)))
 #define EMI_BLK_CACHE_MAX 512
 emi_block *emi_small_block_slow(void);              /* heap.c: a new one */
 void emi_small_cache_drain(emi_sched *s);           /* heap.c: as the scheduler goes */

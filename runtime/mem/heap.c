@@ -56,15 +56,7 @@ void emi_block_free(emi_block *b)
 
 void emi_block_cache_fini(void) { emi_pool_thread_fini(); }
 
-emi_block *emi_small_block_slow(void)
-{
-    emi_block *b = emi_block_new(EMI_SMALL_BYTES);
-    /* The pool's size classes make every such block EMI_SMALL_CAP bytes: the
-     * cache relies on it to tell its blocks from others. */
-    if (b && b->cap != EMI_SMALL_CAP)
-        emi_fatal("a small message block has an unexpected capacity");
-    return b;
-}
+emi_block *emi_small_block_slow(void) { return emi_block_new(EMI_SMALL_BYTES); }
 
 void emi_small_cache_drain(emi_sched *s)
 {
@@ -78,18 +70,21 @@ void emi_small_cache_drain(emi_sched *s)
 
 emi_block *emi_block_for_term(em_term t, size_t max_bytes, int *err)
 {
-    if (emi_is_box(t)) {
-        size_t small = emi_small_tuple_size(t);
-        if (small && small <= max_bytes) {
-            emi_block *b = emi_block_new(small);
-            if (!b) {
-                *err = EM_ENOMEM;
-                return NULL;
-            }
-            b->term = emi_small_tuple_copy(t, (uint64_t *)b->data);
-            b->used = (uint32_t)small;
+    /* A short tuple ({level, N}, a spawn's argument) in one pass, into a small
+     * block; anything else, or one that does not fit, takes the copiers below. */
+    if (emi_is_box(t) && emi_box_type(t) == BOX_ARRAY && emi_box_size(t) < EMI_SMALL_BYTES / 8) {
+        emi_block *b = emi_small_block_slow();
+        if (!b) {
+            *err = EM_ENOMEM;
+            return NULL;
+        }
+        size_t size = emi_small_tuple_put(t, (uint64_t *)b->data, max_bytes < b->cap ? max_bytes : b->cap);
+        if (size) {
+            b->term = (em_term)(uintptr_t)b->data;
+            b->used = (uint32_t)size;
             return b;
         }
+        emi_block_free(b);
     }
     int64_t size = 0;
     bool flat = false;
@@ -121,11 +116,12 @@ emi_block *emi_block_for_term(em_term t, size_t max_bytes, int *err)
     return b;
 }
 
-/* The general case of emi_block_for_array: some items are boxes, to be copied
- * deep after the array, or some are malformed. */
-__attribute__((noinline)) static emi_block *block_for_array_deep(size_t n, const em_term *items,
-                                                                 size_t max_bytes, int *err)
+emi_block *emi_block_for_array(size_t n, const em_term *items, size_t max_bytes, int *err)
 {
+    if (n > (1u << 24) || (n && !items)) {
+        *err = n && !items ? EM_EINVAL : EM_ETOOBIG;
+        return NULL;
+    }
     /* Size: the array box, then each boxed child's deep copy after it. */
     int64_t size = (int64_t)(1 + n) * 8;
     for (size_t i = 0; i < n; i++) {
@@ -165,36 +161,6 @@ __attribute__((noinline)) static emi_block *block_for_array_deep(size_t n, const
         box[1 + i] = emi_term_copy(items[i], tail, &b->offheap);
         tail += c;
     }
-    b->term = (em_term)(uintptr_t)box;
-    b->used = (uint32_t)size;
-    return b;
-}
-
-emi_block *emi_block_for_array(size_t n, const em_term *items, size_t max_bytes, int *err)
-{
-    if (n > (1u << 24) || (n && !items)) {
-        *err = n && !items ? EM_EINVAL : EM_ETOOBIG;
-        return NULL;
-    }
-    /* Most messages built this way are short tuples of immediates ({token, K},
-     * {sum, S}): the items are the message, copied as they are. */
-    size_t size = (1 + n) * 8;
-    if (n > SMALL_TUPLE_MAX || size > max_bytes)
-        return block_for_array_deep(n, items, max_bytes, err);
-    for (size_t i = 0; i < n; i++) {
-        em_term t = items[i];
-        if (!emi_valid_immediate(t))
-            return block_for_array_deep(n, items, max_bytes, err);
-    }
-    emi_block *b = emi_block_new(size);
-    if (!b) {
-        *err = EM_ENOMEM;
-        return NULL;
-    }
-    uint64_t *box = (uint64_t *)b->data;
-    box[0] = emi_header(BOX_ARRAY, n);
-    for (size_t i = 0; i < n; i++)
-        box[1 + i] = items[i];
     b->term = (em_term)(uintptr_t)box;
     b->used = (uint32_t)size;
     return b;

@@ -58,65 +58,12 @@ struct em_heap *emi_thread_heap(void);
  * binaries. */
 emi_block *emi_block_new(size_t cap);
 void emi_block_free(emi_block *b);
-/* The usual message is a short tuple of immediates and fixed-size boxes
- * ({ping, Pid}, {reply, Ref, N}). emi_small_tuple_size gives its bytes, or 0 for
- * any other term; emi_small_tuple_copy copies it word by word, which for a few
- * words costs less than the general copier's walk and calls to memcpy. */
-#define SMALL_TUPLE_MAX 8
-
-static inline size_t emi_small_tuple_size(em_term t)
-{
-    const uint64_t *box = emi_box(t);
-    size_t n = (size_t)(box[0] >> 8);
-    if ((box[0] & 0xFF) != BOX_ARRAY || n > SMALL_TUPLE_MAX)
-        return 0;
-    size_t words = 1 + n;
-    for (size_t i = 0; i < n; i++) {
-        em_term c = box[1 + i];
-        if (!emi_is_box(c)) {
-            if (!emi_valid_immediate(c))
-                return 0;
-            continue;
-        }
-        unsigned ct = emi_box_type(c);
-        if (ct == BOX_INT || ct == BOX_UINT || ct == BOX_FLOAT || ct == BOX_PID)
-            words += 2;
-        else if (ct == BOX_REF)
-            words += 3;
-        else
-            return 0;
-    }
-    return words * 8;
-}
-
-static inline em_term emi_small_tuple_copy(em_term t, uint64_t *out)
-{
-    const uint64_t *box = emi_box(t);
-    size_t n = (size_t)(box[0] >> 8), top = 1 + n;
-    out[0] = box[0];
-    for (size_t i = 0; i < n; i++) {
-        em_term c = box[1 + i];
-        if (!emi_is_box(c)) {
-            out[1 + i] = c;
-            continue;
-        }
-        const uint64_t *cb = emi_box(c);
-        out[1 + i] = (em_term)(uintptr_t)(out + top);
-        out[top] = cb[0];
-        out[top + 1] = cb[1];
-        if (emi_box_type(c) == BOX_REF) {
-            out[top + 2] = cb[2];
-            top += 3;
-        } else {
-            top += 2;
-        }
-    }
-    return (em_term)(uintptr_t)out;
-}
-
-/* emi_small_tuple_put: both of the above in one pass, into out (cap bytes):
- * the bytes used, or 0 when t is not such a tuple or does not fit (out then
- * holds a partial copy, to be thrown away). */
+/* emi_small_tuple_put: the usual message is a short tuple of immediates and
+ * fixed-size boxes ({ping, Pid}, {reply, Ref, N}); this checks t is one and
+ * copies it word by word into out (cap bytes), in one pass, which for a few
+ * words costs less than the general copier's walk and calls to memcpy. It
+ * returns the bytes used, or 0 when t is not such a tuple or does not fit (out
+ * then holds a partial copy, to be thrown away). */
 static inline size_t emi_small_tuple_put(em_term t, uint64_t *out, size_t cap)
 {
     const uint64_t *box = emi_box(t);
