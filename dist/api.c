@@ -57,6 +57,7 @@ void em_dist_config_init(em_dist_config *c)
     c->trust = EM_TRUST_COOKIE;
     c->tick_ms = 10000;
     c->peer_buffer = 1024 * 1024;
+    c->busy_wait_us = 1000;
     c->log_level = 2;
 }
 
@@ -229,6 +230,11 @@ int em_dist_start(const em_dist_config *c)
         atomic_store_explicit(&ever_started, 0, memory_order_relaxed);
         return EM_EINVAL;
     }
+    if (c->busy_wait_us < 0 || c->busy_wait_us > 1000000) {
+        emi_dist_log(1, "bad busy_wait_us %d: expected 0 to 1000000", c->busy_wait_us);
+        atomic_store_explicit(&ever_started, 0, memory_order_relaxed);
+        return EM_EINVAL;
+    }
     d->cfg = *c;
     memcpy(d->self, c->name, nl + 1);
     d->self_len = (uint32_t)nl;
@@ -236,6 +242,7 @@ int em_dist_start(const em_dist_config *c)
     d->creation = c->creation ? c->creation : fresh_creation();
     d->peer_buffer = c->peer_buffer ? c->peer_buffer : 1024 * 1024;
     d->tick_ns = (int64_t)(c->tick_ms ? c->tick_ms : 10000) * 1000000;
+    d->busy_wait_ns = (int64_t)c->busy_wait_us * 1000;
     const char *host = strchr(c->name, '@') + 1;
     char listen[288];
     if (c->listen && *c->listen) {

@@ -58,6 +58,7 @@ enum emi_op {
 };
 
 #define EMI_FRAME_MAX (64 * 1024)     /* a frame of small items is sent at this size */
+#define EMI_LONE_TICK_BYTES 14        /* a frame of one tick: the header's 12 bytes and [12] */
 #define EMI_FRAG_MAX (16 * 1024)      /* items above this go to the bulk lane, in fragments */
 #define EMI_BULK_FRAG (64 * 1024)     /* the size of those fragments */
 #ifndef EMI_BULK_WINDOW
@@ -235,6 +236,7 @@ typedef struct emi_dist {
     em_pid_t ctl;                   /* ember_ctl: answers control requests */
     size_t peer_buffer;
     int64_t tick_ns;
+    int64_t busy_wait_ns;
     int log_level;
 
     /* Statistics (relaxed counters, any thread). */

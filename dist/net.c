@@ -349,9 +349,12 @@ void emi_net_connect_peer(emi_peer *pr)
 
 /* -------------------------------------------------------------- frames */
 
-static void read_router(void)
+/* Reads a batch of frames; returns how many carried more than a tick (the busy
+ * wait follows traffic, not heartbeats). */
+static int read_router(void)
 {
     size_t bytes = 0;
+    int got = 0;
     N.router_drained = false;
     for (int i = 0; i < RECV_BATCH && bytes < RECV_BATCH_BYTES; i++) {
         zmq_msg_t id, m;
@@ -360,7 +363,7 @@ static void read_router(void)
             zmq_msg_close(&id);
             /* Only EAGAIN means the queue is empty; an EINTR leaves it unknown. */
             N.router_drained = zmq_errno() == EAGAIN;
-            return;
+            return got;
         }
         zmq_msg_init(&m);
         if (!zmq_msg_more(&id) || zmq_msg_recv(&m, N.router, ZMQ_DONTWAIT) < 0) {
@@ -385,9 +388,12 @@ static void read_router(void)
             if (zmq_msg_recv(&m, N.router, ZMQ_DONTWAIT) < 0)
                 break;
         }
+        if (zmq_msg_size(&m) > EMI_LONE_TICK_BYTES)
+            got++;
         zmq_msg_close(&id);
         zmq_msg_close(&m);
     }
+    return got;
 }
 
 /* ------------------------------------------------- who reads the ROUTER */
@@ -399,6 +405,7 @@ static void read_router(void)
 static atomic_int token;                 /* 0 free, 1 a scheduler, 2 the dist thread */
 static atomic_int pollers;               /* schedulers blocked in the poll */
 static atomic_int_fast64_t last_read_ns;
+static atomic_int_fast64_t last_input_ns;   /* when frames last came in */
 atomic_int emi_dist_up;
 
 static bool token_take_as(int who)
@@ -489,10 +496,13 @@ static void read_input(void)
     if (!h)
         return;
     em_heap_use(h);
-    read_router();
+    int got = read_router();
     em_heap_use(NULL);
-    /* Relaxed: a hint for who should read next. */
-    atomic_store_explicit(&last_read_ns, emi_dist_now_ns(), memory_order_relaxed);
+    /* Relaxed: hints for who should read next, and for the busy wait. */
+    int64_t now = emi_dist_now_ns();
+    atomic_store_explicit(&last_read_ns, now, memory_order_relaxed);
+    if (got)
+        atomic_store_explicit(&last_input_ns, now, memory_order_relaxed);
     if (emi_dist_dirty)
         emi_flush_dirty();
 }
@@ -503,6 +513,36 @@ void emi_dist_poke(emi_sched *s)
     if (s->wake_fd > 0 && write(s->wake_fd, &one, sizeof one) < 0) {
         /* The counter cannot overflow in practice. */
     }
+}
+
+/* The busy wait before the token's holder blocks (em_dist_config's
+ * busy_wait_us): until busy_wait_us have passed since frames last came in,
+ * look at the router and our event descriptor; true once one is readable (pf's
+ * revents set), false when the time is up. On this kind of machine a thread woken on a core that sleeps
+ * starts some 30 us later (the hypervisor must wake the virtual CPU first),
+ * against 2-3 us on a core that is running; a round trip between two nodes
+ * takes two such wake-ups in the I/O threads, and the bare ZeroMQ exchange pays
+ * the same. Polling keeps this core awake, so ZeroMQ's I/O thread wakes onto a
+ * running core and our own wake-up costs nothing. sched_yield after each look
+ * hands the core to any thread that wants it (the I/O thread above all): a
+ * spinner that did not yield held the core for its whole time slice and tripled
+ * the round trip. */
+static bool busy_wait(struct pollfd *pf, int64_t timeout_ns)
+{
+    if (emi_dist_g.busy_wait_ns <= 0)
+        return false;
+    int64_t now = emi_dist_now_ns();
+    /* Relaxed: a hint of recent traffic. */
+    int64_t end = atomic_load_explicit(&last_input_ns, memory_order_relaxed) + emi_dist_g.busy_wait_ns;
+    if (timeout_ns >= 0 && now + timeout_ns < end)
+        end = now + timeout_ns;   /* a timer is due first */
+    while (now < end) {
+        if (poll(pf, 2, 0) > 0)
+            return true;
+        sched_yield();
+        now = emi_dist_now_ns();
+    }
+    return false;
 }
 
 bool emi_dist_idle_poll(emi_sched *s, int64_t timeout_ns)
@@ -542,7 +582,7 @@ bool emi_dist_idle_poll(emi_sched *s, int64_t timeout_ns)
         if (!input) {
             struct pollfd pf[2] = {{N.router_fd, POLLIN, 0}, {s->wake_fd, POLLIN, 0}};
             int ms = timeout_ns < 0 ? -1 : (int)((timeout_ns + 999999) / 1000000);
-            if (poll(pf, 2, ms) > 0) {
+            if (busy_wait(pf, timeout_ns) || poll(pf, 2, ms) > 0) {
                 input = pf[0].revents & POLLIN;
                 uint64_t v;
                 woken = (pf[1].revents & POLLIN) && read(s->wake_fd, &v, sizeof v) > 0;

@@ -519,6 +519,11 @@ typedef struct em_dist_config {
     uint32_t tick_ms;        /* a silent peer is down after this; default 10,000 */
     size_t peer_buffer;      /* bytes queued per peer before senders wait
                                 (Erlang's +zdbbl); default 1 MiB */
+    int busy_wait_us;        /* after input from a peer, the scheduler that watches
+                                the network keeps polling it this long, giving
+                                its core to any other thread that wants it, before
+                                it sleeps (Erlang's +sbwt); 0 off, at most
+                                1,000,000; default 1,000 */
     int log_level;           /* 0 quiet, 1 errors, 2 connections (default), 3 debug */
     bool epmd;               /* register with this host's port mapper (ember-epmd or
                                 Erlang's epmd), and find nodes named without a

@@ -162,6 +162,16 @@ static int set_tick(node_opts *o, const char *v, int from, char *raw)
     return rc;
 }
 
+static int set_busy_wait(node_opts *o, const char *v, int from, char *raw)
+{
+    (void)from, (void)raw;
+    int64_t n;
+    int rc = parse_int(v, 0, 1000000, &n);
+    if (rc == 0)
+        o->busy_wait_us = (int)n;
+    return rc;
+}
+
 /* The secret: one kind per source; the flags' replaces the file's. */
 static int set_secret(node_opts *o, enum node_secret kind, const char *v, int from)
 {
@@ -405,6 +415,10 @@ static const option options[] = {
     {"tick-ms", "MS", ARG_ONE, true, set_tick,
      "a silent peer is down after MS milliseconds (default\n"
      "10000)"},
+    {"busy-wait-us", "US", ARG_ONE, true, set_busy_wait,
+     "after input from a peer, keep polling the network US\n"
+     "microseconds before sleeping, yielding the core to any\n"
+     "thread that wants it (default 1000; 0 off)"},
     {NULL, NULL, ARG_NONE, false, NULL,
      "Trust (one of; default $EMBER_COOKIE, else ~/.ember/cookie):"},
     {"cookie-file", "FILE", ARG_ONE, true, set_cookie_file, "read the cookie from FILE"},
@@ -588,6 +602,7 @@ void node_opts_init(node_opts *o)
 {
     memset(o, 0, sizeof *o);
     o->tick_ms = 10000;
+    o->busy_wait_us = 1000;
     o->log_level = 2;
     o->shutdown_ms = 30000;
     o->discover_interval_ms = 5000;

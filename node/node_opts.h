@@ -33,6 +33,7 @@ typedef struct node_opts {
     char *listen;
     bool hidden;
     uint32_t tick_ms;
+    int busy_wait_us;      /* em_dist_config's busy_wait_us */
     enum node_secret secret;
     char *cookie;          /* a copy: the command line's is wiped */
     char *cookie_file;

@@ -17,6 +17,7 @@ void node_opts_print(const node_opts *o, FILE *out)
         fprintf(out, "listen = %s\n", o->listen);
     fprintf(out, "hidden = %s\n", o->hidden ? "true" : "false");
     fprintf(out, "tick-ms = %u\n", o->tick_ms);
+    fprintf(out, "busy-wait-us = %d\n", o->busy_wait_us);
     fprintf(out, "# trust: %s%s\n", secrets[o->secret],
             o->cookie_from_env ? " ($EMBER_COOKIE)" : "");
     if (o->secret == SECRET_COOKIE)

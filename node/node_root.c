@@ -89,6 +89,7 @@ static int start_dist(void)
     c.listen = opts->listen;
     c.hidden = opts->hidden;
     c.tick_ms = opts->tick_ms;
+    c.busy_wait_us = opts->busy_wait_us;
     c.log_level = opts->log_level;
     c.epmd = !opts->no_epmd;
     c.epmd_port = opts->epmd_port;

@@ -28,6 +28,7 @@ static int port_pipe[2];
 static int server_port;
 static long dist_n;
 static int bulk;
+static int busy_wait = -1;
 
 static uint64_t now_us(void)
 {
@@ -44,6 +45,8 @@ static int start_node(const char *name)
     c.listen = "127.0.0.1:0";
     c.cookie = cookie;
     c.log_level = 1;
+    if (busy_wait >= 0)
+        c.busy_wait_us = busy_wait;
     int rc = em_dist_start(&c);
     if (rc)
         fprintf(stderr, "ember-bench: em_dist_start: %s\n", em_strerror(rc));
@@ -273,8 +276,9 @@ static void client_root(em_term arg)
     em_dist_stop();
 }
 
-int bench_dist_run(const char *name, long n, int scheds)
+int bench_dist_run(const char *name, long n, int scheds, int busy_wait_us)
 {
+    busy_wait = busy_wait_us;
     bulk = !strcmp(name, "distbulk");
     dist_n = n;
     a_ping = em_atom("ping");

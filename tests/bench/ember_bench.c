@@ -5,7 +5,8 @@
  * line in the anchors' format so the two can be set side by side:
  *   ember-bench spawn N | skynet N | ring N | pingpong N | link N | monitor N | all
  *   ember-bench dist N | distbulk N     (two nodes on loopback: bench_dist.c)
- * Options: -s SCHEDULERS (default: one per core).
+ * Options: -s SCHEDULERS (default: one per core); -w BUSY_WAIT_US, the nodes' busy
+ * wait for dist and distbulk (em_dist_config; default 1,000).
  */
 #include <stdatomic.h>
 #include <stdio.h>
@@ -287,15 +288,17 @@ static void bench_monitor(em_term arg)
 static int usage(void)
 {
     fprintf(stderr, "usage: ember-bench [-s SCHEDULERS] spawn|skynet|ring|pingpong|link|monitor N\n"
-                    "       ember-bench [-s SCHEDULERS] dist|distbulk N\n"
+                    "       ember-bench [-s SCHEDULERS] [-w BUSY_WAIT_US] dist|distbulk N\n"
                     "       ember-bench [-s SCHEDULERS] all [N]\n");
     return 2;
 }
 
+static int busy_wait_us = -1;   /* -w: the nodes' busy wait; -1 the default */
+
 static int run_one(const char *name, long n, int scheds)
 {
     if ((!strcmp(name, "dist") || !strcmp(name, "distbulk")) && n > 0)
-        return bench_dist_run(name, n, scheds);
+        return bench_dist_run(name, n, scheds, busy_wait_us);
     em_proc_fn fn = NULL;
     if (!strcmp(name, "spawn"))
         fn = bench_spawn;
@@ -324,9 +327,11 @@ static int run_one(const char *name, long n, int scheds)
 int main(int argc, char **argv)
 {
     int scheds = 0, opt;
-    while ((opt = getopt(argc, argv, "s:")) != -1) {
+    while ((opt = getopt(argc, argv, "s:w:")) != -1) {
         if (opt == 's')
             scheds = atoi(optarg);
+        else if (opt == 'w')
+            busy_wait_us = atoi(optarg);
         else
             return usage();
     }

@@ -2,7 +2,7 @@
  * test_dist_basic.c - distribution between real nodes (each a child OS
  * process): messages to remote pids and what travels inside them, ordering and
  * throughput, remote spawn, remote registered names, the mesh and hidden nodes,
- * and large messages beside small ones.
+ * large messages beside small ones, and the busy wait after input.
  *
  * Every test starts its nodes with dist_harness.h: the test itself only
  * coordinates; each node checks what it sees with CHECK* and exits 0 only if
@@ -15,6 +15,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
 
 #include <cmocka.h>
 
@@ -72,6 +73,19 @@ static void role_echo_node(em_term arg)
     dh_hear_expect("stop", NULL, 0, 60000);
 }
 
+/* Starts distribution with c, connects to the peer the test names (its atom
+ * goes to *peer when peer is not NULL) and finds its echo: the echo's pid, or 0
+ * after a CHECK failure. */
+static em_pid_t start_find_echo(const em_dist_config *c, em_term *peer)
+{
+    if (dh_start(c) != 0)
+        return 0;
+    em_term b = dh_connect_peer();
+    if (peer)
+        *peer = b;
+    return b == EM_NONE ? 0 : dh_ask_pid("echo", b, 5000);
+}
+
 /* The usual shape of a two-node test: B serves (role_b), A works (role_a) and
  * ends by itself; then B is told to stop. */
 static void run_pair(const char *a_name, em_proc_fn role_a, const char *b_name, em_proc_fn role_b,
@@ -94,12 +108,9 @@ static void role_send_a(em_term arg)
 {
     (void)arg;
     char e[256], g[256];
-    if (dh_start_default() != 0)
-        return;
-    em_term b = dh_connect_peer();
-    if (b == EM_NONE)
-        return;
-    em_pid_t echo = dh_ask_pid("echo", b, 5000);
+    em_dist_config c = dh_config();
+    em_term b = EM_NONE;
+    em_pid_t echo = start_find_echo(&c, &b);
     if (!echo)
         return;
     /* The pid names a process of B. */
@@ -935,6 +946,93 @@ static void test_peers_come_and_go(void **state)
     DH_ASSERT_ENDS_OK(&b, 10000);
 }
 
+/* ------------------------------------------------------------ 8. busy wait */
+
+/* CPU seconds this process has used, user and system. */
+static double cpu_seconds(void)
+{
+    struct rusage ru;
+    getrusage(RUSAGE_SELF, &ru);
+    return (double)ru.ru_utime.tv_sec + ru.ru_utime.tv_usec / 1e6 + (double)ru.ru_stime.tv_sec +
+           ru.ru_stime.tv_usec / 1e6;
+}
+
+/* n round trips to echo, each checked. */
+static void echo_round_trips(em_pid_t echo, int n, const char *what)
+{
+    for (int i = 0; i < n; i++) {
+        em_mark mk = em_heap_mark();
+        em_send(echo, EM_ARR(em_atom("echo"), em_int(i), em_pid(em_self())));
+        int64_t v = -1;
+        int rc = em_receive_match(NULL, 5000, "[echoed, ~i]", &v);
+        em_heap_release(mk);
+        if (rc != 0 || v != i) {
+            CHECK_FAIL("%s: round trip %d: expected [echoed, %d], got rc %d, value %lld", what, i, i, rc,
+                       (long long)v);
+            return;
+        }
+    }
+}
+
+/* A busy wait out of range is refused with a clear error; round trips work with
+ * it on and off; and once input stops, the node stops polling: over an idle
+ * stretch right after a burst of round trips it uses a small part of one core,
+ * where a wait that never ended would use all of it. */
+static void role_busy_a(em_term arg)
+{
+    (void)arg;
+    int bad[] = {-1, 1000001};
+    for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
+        em_dist_config c = dh_config();
+        c.busy_wait_us = bad[i];
+        c.log_level = 0;
+        int rc = em_dist_start(&c);
+        if (rc != EM_EINVAL)
+            CHECK_FAIL("em_dist_start with busy_wait_us %d: expected %d (EM_EINVAL), got %d", bad[i],
+                       EM_EINVAL, rc);
+        if (rc == 0)
+            return;
+    }
+    em_dist_config c = dh_config();
+    if (c.busy_wait_us != 1000)
+        CHECK_FAIL("the default busy_wait_us: expected 1000, got %d", c.busy_wait_us);
+    c.busy_wait_us = 100000;   /* long, so that a wait that does not end shows */
+    em_pid_t echo = start_find_echo(&c, NULL);
+    if (!echo)
+        return;
+    echo_round_trips(echo, 300, "busy wait on");
+    /* The wait goes on for 100 ms after the last input, then ends. */
+    em_sleep(150);
+    double c0 = cpu_seconds();
+    int64_t t0 = dh_now_ms();
+    em_sleep(600);
+    double used = cpu_seconds() - c0, span = (double)(dh_now_ms() - t0) / 1000.0;
+    printf("[busy_a] idle after the round trips: %.0f ms of CPU in %.0f ms\n", used * 1000, span * 1000);
+    fflush(stdout);
+    if (used > 0.3 * span)
+        CHECK_FAIL("an idle node used %.0f ms of CPU in %.0f ms: the busy wait did not end", used * 1000,
+                   span * 1000);
+    echo_round_trips(echo, 300, "after the idle stretch");
+}
+
+/* The same round trips with the busy wait off. */
+static void role_busy_off_a(em_term arg)
+{
+    (void)arg;
+    em_dist_config c = dh_config();
+    c.busy_wait_us = 0;
+    em_pid_t echo = start_find_echo(&c, NULL);
+    if (echo)
+        echo_round_trips(echo, 300, "busy wait off");
+}
+
+static void test_busy_wait(void **state)
+{
+    (void)state;
+    run_pair("busy_a@127.0.0.1", role_busy_a, "busy_b@127.0.0.1", role_echo_node, DH_WAIT_MS);
+    run_pair("busyoff_a@127.0.0.1", role_busy_off_a, "busyoff_b@127.0.0.1", role_echo_node, DH_WAIT_MS);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -945,6 +1043,7 @@ int main(void)
         DH_TEST(test_mesh_and_hidden_nodes),
         DH_TEST(test_large_messages),
         DH_TEST(test_peers_come_and_go),
+        DH_TEST(test_busy_wait),
     };
     return DH_RUN(tests);
 }

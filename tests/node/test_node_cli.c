@@ -92,6 +92,8 @@ static void test_bad_command_lines(void **state)
     expect_usage(level, "not a number from 0 to 3");
     const char *port[] = {EMBER_NODE_BIN, "--sname", "a", "--epmd-port", "70000", NULL};
     expect_usage(port, "not a number from 1 to 65535");
+    const char *busy[] = {EMBER_NODE_BIN, "--sname", "a", "--busy-wait-us", "-5", NULL};
+    expect_usage(busy, "\"-5\" is not a number from 0 to 1000000");
     const char *both[] = {EMBER_NODE_BIN, "--sname", "a", "--name", "b@h", NULL};
     expect_usage(both, "give --sname or --name, not both");
     const char *noname[] = {EMBER_NODE_BIN, "--hidden", NULL};
@@ -141,6 +143,7 @@ static void test_config_file(void **state)
                      "log-level = 1\n"
                      "epmd-port = 4400\n"
                      "tick-ms = 4000\n"
+                     "busy-wait-us = 250\n"
                      "hidden = true\n");
     const char *argv[] = {EMBER_NODE_BIN, "--config", conf, "--log-level", "3", "--load",
                           "/opt/extra.so", "--hidden=", NULL};
@@ -158,6 +161,7 @@ static void test_config_file(void **state)
     CONTAINS(out, "\nlog-level = 3\n");                       /* the flag wins */
     CONTAINS(out, "\nepmd-port = 4400\n");
     CONTAINS(out, "\ntick-ms = 4000\n");
+    CONTAINS(out, "\nbusy-wait-us = 250\n");
     CONTAINS(out, "\nhidden = true\n");
 
     /* Bad files: status 2, and the line that is wrong. */
