@@ -268,6 +268,27 @@ emi_sched *emi_sched_self(void);
 void emi_sched_set_self(emi_sched *s);
 emi_proc *emi_current(void);
 
+/* emi_current_at_entry: emi_current without the call, for the first lines of
+ * the public calls on every message's path. It is safe only there: the
+ * thread-local read comes before anything in the call can switch the process
+ * to another thread, the barrier keeps the compiler from moving it later, and
+ * nothing after a switch reads it again. Anywhere else, emi_current. */
+extern _Thread_local emi_sched *emi_self_sched;
+void emi_out_of_stack(emi_proc *p);
+static inline __attribute__((always_inline)) emi_proc *emi_current_at_entry(void)
+{
+    emi_sched *s = emi_self_sched;
+    __asm__ volatile("" ::: "memory");
+    emi_proc *p = s ? s->current : NULL;
+    if (p) {
+        uintptr_t sp;
+        __asm__("mov %%rsp, %0" : "=r"(sp));
+        if (__builtin_expect(sp < s->stack_floor, 0))
+            emi_out_of_stack(p);
+    }
+    return p;
+}
+
 /* proc/proc.c */
 void emi_credits_return(emi_sched *s);              /* an idle scheduler gives its credits back */
 void emi_slots_return(emi_sched *s);                /* credits and cached pid indices, on request */

@@ -294,11 +294,15 @@ void emi_heap_release(struct em_heap *h, em_mark m)
     cut_back(h, m);
 }
 
-em_mark em_heap_mark(void) { return emi_heap_mark(emi_heap_current()); }
+em_mark em_heap_mark(void)
+{
+    emi_proc *p = emi_current_at_entry();
+    return emi_heap_mark(p ? &p->heap : emi_thread_heap());
+}
 
 void em_heap_release(em_mark m)
 {
-    emi_proc *p = emi_current();
+    emi_proc *p = emi_current_at_entry();
     if (!p) {
         emi_heap_release(emi_thread_heap(), m);
         return;

@@ -162,7 +162,7 @@ static inline emi_block *small_message(emi_sched *s, em_term t, size_t max_bytes
 
 int em_send(em_pid_t to, em_term msg)
 {
-    emi_proc *self = emi_current();
+    emi_proc *self = emi_current_at_entry();
     emi_rt *rt = emi_rt_g;
     int err = check_dest(self, rt, to);
     if (err)
@@ -197,7 +197,7 @@ static inline emi_block *small_array(emi_sched *s, size_t n, const em_term *item
 
 int em_send_array(em_pid_t to, size_t n, const em_term *items)
 {
-    emi_proc *self = emi_current();
+    emi_proc *self = emi_current_at_entry();
     emi_rt *rt = emi_rt_g;
     int err = check_dest(self, rt, to);
     if (err)
@@ -380,7 +380,7 @@ done:
 
 int em_receive(em_term *out, int64_t timeout_ms)
 {
-    emi_proc *p = emi_current();
+    emi_proc *p = emi_current_at_entry();
     if (!p)
         return EM_ENOTPROC;
     if (timeout_ms >= 0)
