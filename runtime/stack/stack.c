@@ -81,7 +81,13 @@ static int map_stack(emi_xstack *x, size_t size)
     x->map = m;
     x->map_len = len;
     x->lo = m + page;
-    x->hi = m + len;
+    /* Stack colouring: every mapping's top sits at the same offset in its page,
+     * so the top frames of a thousand processes (what a switch pops) would all
+     * fall into the same few sets of the cache and evict each other. Each stack
+     * starts at one of 64 line offsets instead. Relaxed: any spread will do. */
+    static atomic_uint colour;
+    unsigned k = atomic_fetch_add_explicit(&colour, 1, memory_order_relaxed);
+    x->hi = m + len - (size_t)((k * 37u) & 63u) * 64;
 #ifdef EMI_VALGRIND
     /* Tell valgrind this is a stack, so switches onto it are not taken for a
      * stack pointer gone wild. A no-op outside valgrind. */
