@@ -518,11 +518,11 @@ void emi_dist_poke(emi_sched *s)
 /* The busy wait before the token's holder blocks (em_dist_config's
  * busy_wait_us): until busy_wait_us have passed since frames last came in,
  * look at the router and our event descriptor; true once one is readable (pf's
- * revents set), false when the time is up. On this kind of machine a thread woken on a core that sleeps
- * starts some 30 us later (the hypervisor must wake the virtual CPU first),
- * against 2-3 us on a core that is running; a round trip between two nodes
- * takes two such wake-ups in the I/O threads, and the bare ZeroMQ exchange pays
- * the same. Polling keeps this core awake, so ZeroMQ's I/O thread wakes onto a
+ * revents set), false when the time is up. On this kind of machine a thread
+ * woken on a core that sleeps starts some 30 us later (the hypervisor must wake
+ * the virtual CPU first), against 2-3 us on a core that is running; a round
+ * trip between two nodes takes two such wake-ups in the I/O threads, and the
+ * bare ZeroMQ exchange pays the same. Polling keeps this core awake, so ZeroMQ's I/O thread wakes onto a
  * running core and our own wake-up costs nothing. sched_yield after each look
  * hands the core to any thread that wants it (the I/O thread above all): a
  * spinner that did not yield held the core for its whole time slice and tripled

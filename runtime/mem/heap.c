@@ -54,7 +54,7 @@ void emi_block_free(emi_block *b)
     emi_pool_free(b, sizeof(emi_block) + b->cap);
 }
 
-void emi_block_cache_fini(void) { emi_pool_thread_fini(); }
+void emi_block_cache_fini(void) { emi_pool_thread_trim(); }
 
 emi_block *emi_small_block_slow(void) { return emi_block_new(EMI_SMALL_BYTES); }
 
@@ -166,15 +166,6 @@ emi_block *emi_block_for_array(size_t n, const em_term *items, size_t max_bytes,
     return b;
 }
 
-static size_t block_bytes(const emi_block *b) { return sizeof(emi_block) + b->cap; }
-
-/* One writer (the owner); relaxed, because readers only want a figure. */
-static void bytes_add(struct em_heap *h, size_t n, int sign)
-{
-    size_t v = atomic_load_explicit(&h->bytes, memory_order_relaxed);
-    atomic_store_explicit(&h->bytes, sign > 0 ? v + n : v - n, memory_order_relaxed);
-}
-
 void *emi_heap_alloc(struct em_heap *h, size_t bytes)
 {
     if (!h)
@@ -202,7 +193,7 @@ void *emi_heap_alloc(struct em_heap *h, size_t bytes)
         n->next = h->head;
         h->head = n;
         h->chunk = n;
-        bytes_add(h, block_bytes(n), 1);
+        emi_heap_bytes_add(h, emi_block_bytes(n), 1);
         c = n;
     }
     void *p = c->data + c->used;
@@ -226,7 +217,7 @@ static void heap_free_until(struct em_heap *h, emi_block *stop, bool keep_spare)
     size_t freed = 0;
     do {
         emi_block *next = b->next;
-        freed += block_bytes(b);
+        freed += emi_block_bytes(b);
         if (b == chunk)
             chunk = NULL;
         /* A process that builds a message per loop and releases it would allocate
@@ -239,7 +230,7 @@ static void heap_free_until(struct em_heap *h, emi_block *stop, bool keep_spare)
     } while (b && b != stop);
     h->head = b;
     h->chunk = chunk;
-    bytes_add(h, freed, -1);
+    emi_heap_bytes_add(h, freed, -1);
 }
 
 void emi_heap_fini(struct em_heap *h)
@@ -286,7 +277,7 @@ void emi_heap_release(struct em_heap *h, em_mark m)
     if (b && b != m.head && b->next == m.head && b != h->chunk && !b->offheap && b->cap != first_chunk_cap()) {
         /* The loop of a receiving process: one message arrived since the mark. */
         h->head = m.head;
-        bytes_add(h, block_bytes(b), -1);
+        emi_heap_bytes_add(h, emi_block_bytes(b), -1);
         emi_block_free(b);
     } else {
         heap_free_until(h, m.head, true);
@@ -314,7 +305,7 @@ void em_heap_release(em_mark m)
      * scheduler's cache for the next send. */
     if (b && b != m.head && b->next == m.head && b->cap == EMI_SMALL_CAP) {
         h->head = m.head;
-        bytes_add(h, block_bytes(b), -1);
+        emi_heap_bytes_add(h, emi_block_bytes(b), -1);
         emi_small_block_free(p->sched, b);
         cut_back(h, m);
         return;

@@ -102,15 +102,24 @@ emi_block *emi_block_for_array(size_t n, const em_term *items, size_t max_bytes,
 /* emi_block_cache_fini frees the calling thread's cache. */
 void emi_block_cache_fini(void);
 
+/* emi_block_bytes: what block b takes, header included. */
+static inline size_t emi_block_bytes(const emi_block *b) { return sizeof(emi_block) + b->cap; }
+
+/* emi_heap_bytes_add counts n bytes into (sign > 0) or out of h. One writer, the
+ * owner; relaxed, because readers only want a figure. */
+static inline void emi_heap_bytes_add(struct em_heap *h, size_t n, int sign)
+{
+    size_t v = atomic_load_explicit(&h->bytes, memory_order_relaxed);
+    atomic_store_explicit(&h->bytes, sign > 0 ? v + n : v - n, memory_order_relaxed);
+}
+
 /* emi_heap_adopt puts a received message block at the head of h's list
- * (inline: every receive does it). The byte count has one writer, the owner;
- * relaxed, because readers only want a figure. */
+ * (inline: every receive does it). */
 static inline void emi_heap_adopt(struct em_heap *h, emi_block *b)
 {
     b->next = h->head;
     h->head = b;
-    size_t v = atomic_load_explicit(&h->bytes, memory_order_relaxed);
-    atomic_store_explicit(&h->bytes, v + sizeof(emi_block) + b->cap, memory_order_relaxed);
+    emi_heap_bytes_add(h, emi_block_bytes(b), 1);
 }
 
 #endif

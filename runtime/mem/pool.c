@@ -161,8 +161,6 @@ void emi_pool_free(void *p, size_t n)
     pool.count[c]++;
 }
 
-void emi_pool_thread_fini(void) { emi_pool_thread_trim(); }
-
 void emi_pool_thread_trim(void)
 {
     for (size_t c = 0; c < CLASSES; c++) {

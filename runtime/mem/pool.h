@@ -24,10 +24,9 @@ static inline size_t emi_pool_size(size_t n)
 }
 void *emi_pool_alloc(size_t n);
 void emi_pool_free(void *p, size_t n);
-/* emi_pool_thread_fini frees the calling thread's caches as it ends;
- * emi_pool_thread_trim does the same for a thread that goes on (an idle
- * scheduler gives back what it kept, sched.c). */
-void emi_pool_thread_fini(void);
+/* emi_pool_thread_trim frees the calling thread's caches: as the thread ends,
+ * or when it goes on but has gone idle (a scheduler gives back what it kept,
+ * sched.c). */
 void emi_pool_thread_trim(void);
 /* emi_pool_depot_fini frees the objects threads handed to the central depot
  * (as the runtime stops, once no thread allocates any more). */
