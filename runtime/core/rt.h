@@ -31,6 +31,7 @@
                                       costs two of the 65,530 map entries, and only
                                       the pages a process touched */
 #define EMI_STACKS_PER_SCHED_MAX 1024
+#define EMI_VACANT_MAX 32          /* stacks left by ended processes, kept per scheduler */
 #define EMI_MAX_SCHEDULERS 64
 
 /* The inbox head word: a block pointer in bits 0-47 and, in bits 48-63, how many
@@ -158,6 +159,9 @@ typedef struct emi_sched {
     uint32_t rand;
     emi_xstack *stacks;             /* mapped on first use */
     uint32_t nstacks;
+    uint32_t nvacant;
+    emi_xstack *vacant[EMI_VACANT_MAX];  /* stacks whose process ended here, newest
+                                            last: still warm in this core's cache */
     emi_proc *limbo_head, *limbo_tail;   /* ended processes waiting for a grace period */
     size_t limbo_len;
     uint32_t *pid_cache;            /* free process-table indices kept locally */
@@ -488,6 +492,7 @@ void emi_stack_thread_fini(void);                 /* as that thread stops */
 int emi_stack_enter(emi_sched *s, emi_proc *p);   /* 0, or EM_ESTATE if the stack is busy */
 /* emi_stack_leave: after the process switched out (inline below). */
 void emi_stack_exit(emi_proc *p);                 /* process ended: drop its stack state */
+void emi_stack_vacate(emi_sched *s, emi_proc *p); /* the same, on the thread that ran it last */
 size_t emi_stack_bytes(const emi_proc *p);
 void emi_stack_switch_in(emi_sched *s, emi_proc *p);  /* scheduler side of a switch */
 void emi_stack_switch_out(emi_proc *p);           /* process side of a switch */

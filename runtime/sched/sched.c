@@ -444,7 +444,7 @@ static void run(emi_rt *rt, emi_sched *s, emi_proc *p)
         pinned_push(s, p);
         break;
     case WHY_EXIT:
-        emi_stack_exit(p);
+        emi_stack_vacate(s, p);
         emi_stack_leave(s, p);
         emi_proc_destroy(s, p);
         break;

@@ -185,6 +185,12 @@ static void save_image(emi_proc *r, emi_xstack *x)
  * if may_map, else NULL is returned. */
 static emi_xstack *next_stack(emi_sched *s, bool may_map)
 {
+    /* A stack that a process ended on here is better still: its top lines are
+     * warm in this core's cache and no one's frames need saving, which is what a
+     * tree of short-lived processes (skynet) does all the time. It may have been
+     * handed out in turn meanwhile; entering it then saves the new resident. */
+    if (s->nvacant)
+        return s->vacant[--s->nvacant];
     emi_xstack *x = &s->stacks[s->next_stack % s->nstacks];
     if (!x->map) {
         if (!may_map)
@@ -247,6 +253,15 @@ void emi_stack_exit(emi_proc *p)
     emi_pool_free(p->img, p->img_cap);
     p->img = NULL;
     p->img_cap = p->img_len = 0;
+}
+
+void emi_stack_vacate(emi_sched *s, emi_proc *p)
+{
+    emi_xstack *x = p->xs;
+    emi_stack_exit(p);
+    /* We still hold the stack (busy), so resident is ours to read. */
+    if (x && !x->resident && s->nvacant < EMI_VACANT_MAX)
+        s->vacant[s->nvacant++] = x;
 }
 
 size_t emi_stack_bytes(const emi_proc *p) { return atomic_load_explicit(&p->stack_bytes, memory_order_relaxed); }
@@ -345,6 +360,12 @@ void emi_stack_exit(emi_proc *p)
     }
     unmap_stack(x);
     free(x);
+}
+
+void emi_stack_vacate(emi_sched *s, emi_proc *p)
+{
+    (void)s;
+    emi_stack_exit(p);
 }
 
 size_t emi_stack_bytes(const emi_proc *p)
