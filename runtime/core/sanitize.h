@@ -1,0 +1,18 @@
+/*
+ * sanitize.h - whether this build runs under AddressSanitizer or
+ * ThreadSanitizer (gcc says so with __SANITIZE_*__, clang with __has_feature).
+ * Code that hides objects from those tools (the pool's carriers) or measures
+ * what they change (memory in tests) asks EMI_SANITIZED.
+ */
+#ifndef EMBER_CORE_SANITIZE_H
+#define EMBER_CORE_SANITIZE_H
+
+#if defined(__SANITIZE_ADDRESS__) || defined(__SANITIZE_THREAD__)
+#define EMI_SANITIZED 1
+#elif defined(__has_feature)
+#if __has_feature(address_sanitizer) || __has_feature(thread_sanitizer)
+#define EMI_SANITIZED 1
+#endif
+#endif
+
+#endif

@@ -1,0 +1,200 @@
+/*
+ * test_pool.c - the runtime's small-object pool (runtime/mem/pool.c): objects
+ * are distinct and keep their contents, flow between threads, and the memory of
+ * freed objects goes back to the system when the depot is drained, while the
+ * objects still in use keep theirs.
+ */
+#include <pthread.h>
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include <cmocka.h>
+
+#include "check.h"
+#include "core/sanitize.h"
+#include "mem/pool.h"
+
+
+static long rss_bytes(void)
+{
+    long pages = 0, rss = 0;
+    FILE *f = fopen("/proc/self/statm", "r");
+    if (!f)
+        return -1;
+    if (fscanf(f, "%ld %ld", &pages, &rss) != 2)
+        rss = -1;
+    fclose(f);
+    return rss < 0 ? -1 : rss * sysconf(_SC_PAGESIZE);
+}
+
+/* Fill an object with a pattern made of its index, and check it. */
+static void fill(unsigned char *p, size_t n, uint32_t k)
+{
+    for (size_t i = 0; i < n; i++)
+        p[i] = (unsigned char)(k * 31 + i);
+}
+
+static int intact(const unsigned char *p, size_t n, uint32_t k)
+{
+    for (size_t i = 0; i < n; i++)
+        if (p[i] != (unsigned char)(k * 31 + i))
+            return 0;
+    return 1;
+}
+
+static int cmp_ptr(const void *a, const void *b)
+{
+    uintptr_t x = *(const uintptr_t *)a, y = *(const uintptr_t *)b;
+    return (x > y) - (x < y);
+}
+
+/* Objects of every size class are distinct, aligned, and keep what was written
+ * into them while others are made and freed around them. */
+static void test_distinct_and_intact(void **state)
+{
+    (void)state;
+    enum { N = 20000 };
+    static unsigned char *obj[N];
+    static uintptr_t sorted[N];
+    for (uint32_t k = 0; k < N; k++) {
+        size_t n = 1 + (k * 97) % EMI_POOL_MAX;
+        obj[k] = emi_pool_alloc(n);
+        CHECK(obj[k] != NULL);
+        if ((uintptr_t)obj[k] % 16)
+            CHECK_FAIL("object %u at %p: expected 16-byte alignment", k, (void *)obj[k]);
+        fill(obj[k], n, k);
+    }
+    /* Free every third and make new ones in their place. */
+    for (uint32_t k = 0; k < N; k += 3)
+        emi_pool_free(obj[k], 1 + (k * 97) % EMI_POOL_MAX);
+    for (uint32_t k = 0; k < N; k += 3) {
+        size_t n = 1 + (k * 97) % EMI_POOL_MAX;
+        obj[k] = emi_pool_alloc(n);
+        CHECK(obj[k] != NULL);
+        fill(obj[k], n, k);
+    }
+    for (uint32_t k = 0; k < N; k++) {
+        size_t n = 1 + (k * 97) % EMI_POOL_MAX;
+        if (!intact(obj[k], n, k))
+            CHECK_FAIL("object %u (%zu bytes) lost its contents", k, n);
+        sorted[k] = (uintptr_t)obj[k];
+    }
+    /* No two objects overlap. */
+    qsort(sorted, N, sizeof *sorted, cmp_ptr);
+    for (uint32_t k = 1; k < N; k++)
+        if (sorted[k] == sorted[k - 1])
+            CHECK_FAIL("two live objects at %p", (void *)sorted[k]);
+    for (uint32_t k = 0; k < N; k++)
+        emi_pool_free(obj[k], 1 + (k * 97) % EMI_POOL_MAX);
+    emi_pool_thread_trim();
+    emi_pool_depot_trim();
+    ASSERT_NO_CHECK_FAILURES();
+}
+
+/* Objects made on one thread and freed on another come back through the depot
+ * and are handed out again intact. */
+#define HANDOFF 50000
+static void *handoff[HANDOFF];
+
+static void *free_them(void *arg)
+{
+    (void)arg;
+    for (int k = 0; k < HANDOFF; k++)
+        emi_pool_free(handoff[k], 200);
+    emi_pool_thread_trim();
+    return NULL;
+}
+
+static void test_across_threads(void **state)
+{
+    (void)state;
+    for (int round = 0; round < 3; round++) {
+        for (int k = 0; k < HANDOFF; k++) {
+            handoff[k] = emi_pool_alloc(200);
+            CHECK(handoff[k] != NULL);
+            fill(handoff[k], 200, (uint32_t)k);
+        }
+        for (int k = 0; k < HANDOFF; k++)
+            if (!intact(handoff[k], 200, (uint32_t)k))
+                CHECK_FAIL("round %d: object %d lost its contents", round, k);
+        pthread_t t;
+        CHECK_INT(0, pthread_create(&t, NULL, free_them, NULL));
+        CHECK_INT(0, pthread_join(t, NULL));
+    }
+    emi_pool_thread_trim();
+    emi_pool_depot_trim();
+    ASSERT_NO_CHECK_FAILURES();
+}
+
+/* 64 MiB of small objects: freed and drained, their memory leaves the process;
+ * the objects still in use (a sparse set of another size) keep their contents. */
+static void test_memory_goes_back(void **state)
+{
+    (void)state;
+    enum { BIG = 256, N = (64 << 20) / BIG, KEPT = 4096 };
+    unsigned char **o = malloc(N * sizeof *o);
+    unsigned char **kept = malloc(KEPT * sizeof *kept);
+    CHECK(o && kept);
+    long r0 = rss_bytes();
+    for (int k = 0, j = 0; k < N; k++) {
+        o[k] = emi_pool_alloc(BIG);
+        CHECK(o[k] != NULL);
+        memset(o[k], 0x5a, BIG);
+        /* Now and then an object of another class that stays. */
+        if (k % (N / KEPT) == 0 && j < KEPT) {
+            kept[j] = emi_pool_alloc(96);
+            fill(kept[j], 96, (uint32_t)j);
+            j++;
+        }
+    }
+    long r1 = rss_bytes();
+    for (int k = 0; k < N; k++)
+        emi_pool_free(o[k], BIG);
+    emi_pool_thread_trim();
+    emi_pool_depot_trim();
+    long r2 = rss_bytes();
+    printf("pool: RSS %.1f MiB at first, %.1f with 64 MiB of objects, %.1f after they went back\n",
+           r0 / 1048576.0, r1 / 1048576.0, r2 / 1048576.0);
+    for (int j = 0; j < KEPT; j++)
+        if (!intact(kept[j], 96, (uint32_t)j))
+            CHECK_FAIL("kept object %d lost its contents when the others went back", j);
+#ifndef EMI_SANITIZED
+    if (r1 - r0 < (48l << 20))
+        CHECK_FAIL("RSS grew %ld bytes for 64 MiB of objects: expected at least 48 MiB", r1 - r0);
+    if (r2 - r0 > (8l << 20))
+        CHECK_FAIL("RSS still %ld bytes above the start once the objects went back: expected at "
+                   "most 8 MiB",
+                   r2 - r0);
+#endif
+    /* The depot still hands out objects after a drain, and they are usable. */
+    for (int k = 0; k < 1000; k++) {
+        o[k] = emi_pool_alloc(BIG);
+        CHECK(o[k] != NULL);
+        memset(o[k], 0xa5, BIG);
+    }
+    for (int k = 0; k < 1000; k++)
+        emi_pool_free(o[k], BIG);
+    for (int j = 0; j < KEPT; j++)
+        emi_pool_free(kept[j], 96);
+    emi_pool_thread_trim();
+    emi_pool_depot_trim();
+    free(o);
+    free(kept);
+    ASSERT_NO_CHECK_FAILURES();
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_distinct_and_intact),
+        cmocka_unit_test(test_across_threads),
+        cmocka_unit_test(test_memory_goes_back),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}
