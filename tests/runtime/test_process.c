@@ -489,6 +489,104 @@ static void test_yielders_do_not_starve_others(void **state)
     run_root(2, root_fair);
 }
 
+/* Where a node with two schedulers runs what: a pair that exchanges messages
+ * stays on one core (waking the other at each slice's end only splits it), and
+ * processes that compute alone spread over both. */
+#define PAIR_ROUNDS 200000
+
+static void pair_echo(em_term arg)
+{
+    (void)arg;
+    for (;;) {
+        em_mark mk = em_heap_mark();
+        em_term m;
+        CHECK_INT(0, em_receive(&m, EM_INFINITY));
+        em_pid_t from;
+        if (!em_get_pid(m, &from))
+            return;
+        em_send(from, em_atom("pong"));
+        em_heap_release(mk);
+    }
+}
+
+static void runs_per_sched(uint64_t runs[2])
+{
+    for (int i = 0; i < 2; i++) {
+        em_sched_info si;
+        CHECK_INT(0, em_scheduler_info(i, &si));
+        runs[i] = si.processes_run;
+    }
+}
+
+static void root_pair(em_term arg)
+{
+    (void)arg;
+    em_pid_t echo;
+    CHECK_INT(0, em_spawn(pair_echo, EM_NIL, &echo));
+    uint64_t r0[2], r1[2];
+    runs_per_sched(r0);
+    for (int i = 0; i < PAIR_ROUNDS; i++) {
+        em_mark mk = em_heap_mark();
+        em_send(echo, em_pid(em_self()));
+        CHECK_INT(0, em_receive(NULL, 10000));
+        em_heap_release(mk);
+    }
+    runs_per_sched(r1);
+    em_send(echo, em_atom("stop"));
+    uint64_t a = r1[0] - r0[0], b = r1[1] - r0[1];
+    uint64_t fewer = a < b ? a : b;
+    print_message("exchanging pair: %llu and %llu runs on the two schedulers\n", (unsigned long long)a,
+                  (unsigned long long)b);
+    /* Before the change, one in four to six runs of this pair was on the other
+     * scheduler. */
+    if (fewer * 100 > a + b)
+        CHECK_FAIL("runs of an exchanging pair: %llu on one scheduler, %llu on the other: "
+                   "expected under 1%% on the other",
+                   (unsigned long long)(a > b ? a : b), (unsigned long long)fewer);
+}
+
+static void test_exchanging_pair_stays_together(void **state)
+{
+    (void)state;
+    run_root(2, root_pair);
+}
+
+static atomic_int spread_stop;
+
+static void computer(em_term arg)
+{
+    (void)arg;
+    volatile uint64_t x = 0;
+    while (!atomic_load(&spread_stop)) {
+        for (int i = 0; i < 100000; i++)
+            x += (uint64_t)i;
+        em_yield();
+    }
+}
+
+static void root_spread(em_term arg)
+{
+    (void)arg;
+    uint64_t r0[2], r1[2];
+    runs_per_sched(r0);
+    for (int i = 0; i < 4; i++)
+        CHECK_INT(0, em_spawn(computer, EM_NIL, NULL));
+    em_sleep(300);
+    runs_per_sched(r1);
+    atomic_store(&spread_stop, 1);
+    if (r1[0] == r0[0] || r1[1] == r0[1])
+        CHECK_FAIL("four computing processes: runs %llu and %llu on the two schedulers, expected "
+                   "both to run some",
+                   (unsigned long long)(r1[0] - r0[0]), (unsigned long long)(r1[1] - r0[1]));
+}
+
+static void test_computing_processes_spread(void **state)
+{
+    (void)state;
+    atomic_store(&spread_stop, 0);
+    run_root(2, root_spread);
+}
+
 /* ------------------------------------------------------------ memory */
 
 static void root_heap(em_term arg)
@@ -664,6 +762,8 @@ int main(void)
         cmocka_unit_test(test_deep_recursion_on_shared_stacks),
         cmocka_unit_test(test_reduction_budget_preempts),
         cmocka_unit_test(test_yielders_do_not_starve_others),
+        cmocka_unit_test(test_exchanging_pair_stays_together),
+        cmocka_unit_test(test_computing_processes_spread),
         cmocka_unit_test(test_heap_mark_release),
         cmocka_unit_test(test_small_messages),
     };
