@@ -470,6 +470,24 @@ static inline void emi_small_block_free(emi_sched *s, emi_block *b)
     s->blk_cache_n++;
 }
 
+/* emi_small_tuple_block: short tuple t (see emi_small_tuple_put) copied into a
+ * small block from s's cache, or NULL when t is not one or no block can be had.
+ * Owner thread only, as the cache is. A send's message and a spawn's argument. */
+static inline emi_block *emi_small_tuple_block(emi_sched *s, em_term t, size_t max_bytes)
+{
+    emi_block *b = emi_small_block(s);
+    if (!b)
+        return NULL;
+    size_t size = emi_small_tuple_put(t, (uint64_t *)b->data, max_bytes < EMI_SMALL_CAP ? max_bytes : EMI_SMALL_CAP);
+    if (!size) {
+        emi_small_block_free(s, b);
+        return NULL;
+    }
+    b->term = (em_term)(uintptr_t)b->data;
+    b->used = (uint32_t)size;
+    return b;
+}
+
 static inline void emi_charge(emi_proc *p, int32_t n)
 {
     if ((p->sched->budget -= n) <= 0) {

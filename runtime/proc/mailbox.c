@@ -135,21 +135,8 @@ static int check_dest(emi_proc *self, emi_rt *rt, em_pid_t to)
  * when no block can be had), which the general copier then handles. */
 static inline emi_block *small_message(emi_sched *s, em_term t, size_t max_bytes)
 {
-    if (emi_is_box(t)) {
-        if (emi_box_type(t) != BOX_ARRAY)
-            return NULL;
-        emi_block *b = emi_small_block(s);
-        if (!b)
-            return NULL;
-        size_t size = emi_small_tuple_put(t, (uint64_t *)b->data, max_bytes < EMI_SMALL_CAP ? max_bytes : EMI_SMALL_CAP);
-        if (!size) {
-            emi_small_block_free(s, b);
-            return NULL;
-        }
-        b->term = (em_term)(uintptr_t)b->data;
-        b->used = (uint32_t)size;
-        return b;
-    }
+    if (emi_is_box(t))
+        return emi_box_type(t) == BOX_ARRAY ? emi_small_tuple_block(s, t, max_bytes) : NULL;
     if (!emi_valid_immediate(t))
         return NULL;
     emi_block *b = emi_small_block(s);

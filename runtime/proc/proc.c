@@ -286,8 +286,13 @@ static int proc_create(emi_sched *s, em_proc_fn fn, const char *name, em_term ar
     p->entry = name ? name : "?";
     p->arg = arg;
     if (emi_is_box(arg)) {
-        emi_block *b = emi_block_for_term(arg, rt->cfg.max_term_bytes, &err);
-        if (!b)
+        /* A short tuple (skynet's {Parent, Num, Size}) goes into a small block
+         * from this scheduler's cache, as a send's message does; only the
+         * scheduler's own thread may take one (not a spawn before the start). */
+        emi_block *b = NULL;
+        if (s == emi_self_sched && emi_box_type(arg) == BOX_ARRAY)
+            b = emi_small_tuple_block(s, arg, rt->cfg.max_term_bytes);
+        if (!b && !(b = emi_block_for_term(arg, rt->cfg.max_term_bytes, &err)))
             goto fail;
         emi_heap_adopt(&p->heap, b);
         p->arg = b->term;
