@@ -119,8 +119,12 @@ int em_scheduler_info(int id, em_sched_info *out)
     if (id < 0 || id >= rt->nsched)
         return EM_ENOTFOUND;
     emi_sched *s = rt->scheds[id];
-    uint64_t total = emi_now_ns() - rt->start_ns;
+    uint64_t now = emi_now_ns(), total = now - rt->start_ns;
     uint64_t idle = atomic_load_explicit(&s->stat_idle_ns, memory_order_relaxed);
+    /* Relaxed: figures; an idle spell under way counts too. */
+    uint64_t since = atomic_load_explicit(&s->idle_since_ns, memory_order_relaxed);
+    if (since && since < now)
+        idle += now - since;
     out->id = id;
     out->total_ns = total;
     out->busy_ns = idle < total ? total - idle : 0;

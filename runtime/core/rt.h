@@ -190,6 +190,7 @@ typedef struct emi_sched {
     /* Statistics: written by the owner, read by anyone (relaxed). */
     atomic_uint_fast64_t stat_runs, stat_steals, stat_conflicts, stat_preempted;
     atomic_uint_fast64_t stat_idle_ns;
+    atomic_uint_fast64_t idle_since_ns; /* when the idle spell under way began; 0 if none */
     atomic_uint_fast64_t stat_spawned, stat_sent, stat_dead;
 
     /* Run queue: the owner writes tail; the owner and thieves advance head. */

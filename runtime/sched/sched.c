@@ -611,6 +611,9 @@ static bool own_work(emi_sched *s)
 static void idle(emi_rt *rt, emi_sched *s)
 {
     uint64_t t0 = emi_now_ns();
+    /* Relaxed: figures. A reader adds the spell under way to stat_idle_ns, so
+     * a scheduler that sleeps for a long time does not look busy meanwhile. */
+    atomic_store_explicit(&s->idle_since_ns, t0, memory_order_relaxed);
     /* Relaxed: the spinner count is a hint that spares wakers a futex call. */
     atomic_fetch_add_explicit(&rt->n_spinning, 1, memory_order_relaxed);
     bool found = false;
@@ -655,6 +658,9 @@ static void idle(emi_rt *rt, emi_sched *s)
         atomic_fetch_sub_explicit(&rt->n_sleeping, 1, memory_order_seq_cst);
     }
     uint64_t dt = emi_now_ns() - t0;
+    /* Cleared before the spell is added: a reader in between counts the spell
+     * as busy for a moment rather than twice. */
+    atomic_store_explicit(&s->idle_since_ns, 0, memory_order_relaxed);
     emi_stat_add(&s->stat_idle_ns, dt);
 }
 

@@ -175,6 +175,22 @@ static void root_info(em_term arg)
     CHECK(sc.total_ns >= sc.busy_ns && sc.total_ns > 0);
     CHECK(sc.processes_run > 0);
     CHECK_INT(EM_ENOTFOUND, em_scheduler_info(2, &sc));
+    /* While this process sleeps, nothing runs: both schedulers are idle, and
+     * their figures must say so before they wake (a long sleep used to count
+     * as busy until it ended). */
+    em_sched_info a[2], b[2];
+    for (int i = 0; i < 2; i++)
+        CHECK_INT(0, em_scheduler_info(i, &a[i]));
+    em_sleep(300);
+    for (int i = 0; i < 2; i++)
+        CHECK_INT(0, em_scheduler_info(i, &b[i]));
+    for (int i = 0; i < 2; i++) {
+        uint64_t busy = b[i].busy_ns - a[i].busy_ns, total = b[i].total_ns - a[i].total_ns;
+        if (busy * 2 > total)
+            CHECK_FAIL("scheduler %d during a 300 ms sleep of the only process: busy %.1f ms of "
+                       "%.1f, expected under half",
+                       i, busy / 1e6, total / 1e6);
+    }
 }
 
 static void test_introspection(void **state)
