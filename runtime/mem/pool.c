@@ -248,6 +248,18 @@ void *emi_pool_alloc(size_t n)
     return o;
 }
 
+/* Under the depot's lock: the list of n class c objects from first becomes its
+ * newest batch. */
+static void push_locked(size_t c, struct free_obj *first, uint32_t n)
+{
+    first->n = n;
+    first->next_batch = depot[c].batches;
+    depot[c].batches = first;
+    /* Relaxed: the lock orders the list; the count is also a hint to peekers. */
+    atomic_store_explicit(&depot[c].n, atomic_load_explicit(&depot[c].n, memory_order_relaxed) + 1,
+                          memory_order_relaxed);
+}
+
 /* Move a batch of this thread's class c objects to the depot, if it has room. */
 __attribute__((noinline, cold)) static void to_depot(size_t c)
 {
@@ -261,11 +273,7 @@ __attribute__((noinline, cold)) static void to_depot(size_t c)
     if (room) {
         pool.head[c] = last->next;
         last->next = NULL;
-        first->n = BATCH;
-        first->next_batch = depot[c].batches;
-        depot[c].batches = first;
-        /* Relaxed: the lock orders the list; the count is also a hint to peekers. */
-        atomic_store_explicit(&depot[c].n, n + 1, memory_order_relaxed);
+        push_locked(c, first, BATCH);
     }
     pthread_mutex_unlock(&depot[c].lock);
     if (room)
@@ -312,13 +320,8 @@ void emi_pool_free(void *p, size_t n)
 /* Put a list of n class c objects into the depot as one batch. */
 static void depot_put(size_t c, struct free_obj *first, uint32_t n)
 {
-    first->n = n;
     pthread_mutex_lock(&depot[c].lock);
-    first->next_batch = depot[c].batches;
-    depot[c].batches = first;
-    /* Relaxed: the lock orders the list; the count is also a hint to peekers. */
-    atomic_store_explicit(&depot[c].n, atomic_load_explicit(&depot[c].n, memory_order_relaxed) + 1,
-                          memory_order_relaxed);
+    push_locked(c, first, n);
     pthread_mutex_unlock(&depot[c].lock);
 }
 

@@ -261,6 +261,14 @@ void emi_wake_idle(void)
 
 static inline uint32_t lifo_len(const emi_sched *s) { return s->lifo_tail - s->lifo_head; }
 
+/* Processes waiting in s's LIFO or ring (runnext aside). Owner only; the ring's
+ * indices are read relaxed, as a thief may be taking from it. */
+static bool queued(emi_sched *s)
+{
+    return lifo_len(s) || atomic_load_explicit(&s->runq_tail, memory_order_relaxed) !=
+                              atomic_load_explicit(&s->runq_head, memory_order_relaxed);
+}
+
 static inline emi_proc *lifo_oldest(emi_sched *s) { return s->lifo[s->lifo_head++ % EMI_LIFO_SIZE]; }
 
 static void lifo_push(emi_sched *s, emi_proc *p)
@@ -445,12 +453,11 @@ static void run(emi_rt *rt, emi_sched *s, emi_proc *p)
          * schedulers: 84-88 ns a round trip; on 1, or without the wake: 75).
          * A slice that one process burned alone, or other queued work, does
          * wake it. */
-        if (s->handoffs && !lifo_len(s) &&
-            atomic_load_explicit(&s->runq_tail, memory_order_relaxed) ==
-                atomic_load_explicit(&s->runq_head, memory_order_relaxed)) {
+        {
+            bool shared = s->handoffs && !queued(s);
             runq_put(rt, s, p);
-        } else {
-            emi_runq_push(s, p);
+            if (!shared)
+                wake_if_needed(rt);
         }
         break;
     case WHY_WAIT:
@@ -601,12 +608,7 @@ static void give_back_when_idle(emi_rt *rt, emi_sched *s)
 }
 
 /* Work for this scheduler alone: what it runs next without looking elsewhere. */
-static bool own_work(emi_sched *s)
-{
-    return s->runnext || lifo_len(s) ||
-           atomic_load_explicit(&s->runq_tail, memory_order_relaxed) !=
-               atomic_load_explicit(&s->runq_head, memory_order_relaxed);
-}
+static bool own_work(emi_sched *s) { return s->runnext || queued(s); }
 
 static void idle(emi_rt *rt, emi_sched *s)
 {
