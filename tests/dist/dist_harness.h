@@ -581,17 +581,4 @@ static inline bool dh_wait_listed(em_term node, bool hidden, bool want, int64_t 
     }
 }
 
-/* Resident memory of this OS process in bytes (/proc/self/statm). */
-static inline size_t dh_rss(void)
-{
-    FILE *f = fopen("/proc/self/statm", "r");
-    unsigned long size = 0, res = 0;
-    if (f) {
-        if (fscanf(f, "%lu %lu", &size, &res) != 2)
-            res = 0;
-        fclose(f);
-    }
-    return (size_t)res * (size_t)sysconf(_SC_PAGESIZE);
-}
-
 #endif

@@ -647,14 +647,14 @@ static void role_a_stall(em_term arg)
         return;
     em_dist_stats st0, st1;
     CHECK_INT(0, em_dist_stats_get(&st0));
-    size_t rss0 = dh_rss();
+    size_t rss0 = check_rss_bytes();
     em_pid_t sender = 0;
     CHECK_INT(0, em_spawn_link(stall_sampler, EM_NIL, NULL));
     CHECK_INT(0, em_spawn_link(stall_sender, EM_ARR(em_pid(w1), em_pid(em_self())), &sender));
     em_sleep(2000);
     long long sent = atomic_load(&stall_sent);
     CHECK_INT(0, em_dist_stats_get(&st1));
-    size_t rss1 = dh_rss();
+    size_t rss1 = check_rss_bytes();
     long long qmax = atomic_load(&stall_queued_max);
     printf("[stall_a] in 2 s to a stopped peer: %lld KiB sent, %llu sender waits, at most %lld bytes "
            "queued (buffer %d), RSS grew by %lld KiB\n",

@@ -18,6 +18,7 @@
 #include <stdint.h>
 #include <stdio.h>
 #include <string.h>
+#include <unistd.h>
 
 #include <cmocka.h>
 
@@ -73,6 +74,20 @@ static inline em_config check_config(int scheds)
     em_config_init(&c);
     c.schedulers = scheds;
     return c;
+}
+
+/* Resident memory of this OS process in bytes (/proc/self/statm), 0 if it
+ * cannot be read. */
+static inline size_t check_rss_bytes(void)
+{
+    FILE *f = fopen("/proc/self/statm", "r");
+    unsigned long size = 0, res = 0;
+    if (f) {
+        if (fscanf(f, "%lu %lu", &size, &res) != 2)
+            res = 0;
+        fclose(f);
+    }
+    return (size_t)res * (size_t)sysconf(_SC_PAGESIZE);
 }
 
 /* Runs root as the first process of a node with scheds schedulers and fails

@@ -12,7 +12,6 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <unistd.h>
 
 #include <cmocka.h>
 
@@ -20,18 +19,6 @@
 #include "core/sanitize.h"
 #include "mem/pool.h"
 
-
-static long rss_bytes(void)
-{
-    long pages = 0, rss = 0;
-    FILE *f = fopen("/proc/self/statm", "r");
-    if (!f)
-        return -1;
-    if (fscanf(f, "%ld %ld", &pages, &rss) != 2)
-        rss = -1;
-    fclose(f);
-    return rss < 0 ? -1 : rss * sysconf(_SC_PAGESIZE);
-}
 
 /* Fill an object with a pattern made of its index, and check it. */
 static void fill(unsigned char *p, size_t n, uint32_t k)
@@ -141,7 +128,7 @@ static void test_memory_goes_back(void **state)
     unsigned char **o = malloc(N * sizeof *o);
     unsigned char **kept = malloc(KEPT * sizeof *kept);
     CHECK(o && kept);
-    long r0 = rss_bytes();
+    long r0 = (long)check_rss_bytes();
     for (int k = 0, j = 0; k < N; k++) {
         o[k] = emi_pool_alloc(BIG);
         CHECK(o[k] != NULL);
@@ -153,12 +140,12 @@ static void test_memory_goes_back(void **state)
             j++;
         }
     }
-    long r1 = rss_bytes();
+    long r1 = (long)check_rss_bytes();
     for (int k = 0; k < N; k++)
         emi_pool_free(o[k], BIG);
     emi_pool_thread_trim();
     emi_pool_depot_trim();
-    long r2 = rss_bytes();
+    long r2 = (long)check_rss_bytes();
     printf("pool: RSS %.1f MiB at first, %.1f with 64 MiB of objects, %.1f after they went back\n",
            r0 / 1048576.0, r1 / 1048576.0, r2 / 1048576.0);
     for (int j = 0; j < KEPT; j++)
