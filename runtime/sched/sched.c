@@ -381,7 +381,7 @@ static inline __attribute__((always_inline)) bool try_handoff(emi_proc *p)
     emi_proc *q = s->runnext;
     if (!q || s->handoffs >= MAX_HANDOFFS || s->budget <= 0 ||
         atomic_load_explicit(&emi_rt_g->stopping, memory_order_relaxed) ||
-        !(emi_stack_claim_resident(p, q) || emi_stack_handoff(s, p, q)))
+        !(emi_stack_claim_resident(s, p, q) || emi_stack_handoff(s, p, q)))
         return false;
     s->runnext = NULL;
     emi_qmark(q, 0);
@@ -445,16 +445,16 @@ static void run(emi_rt *rt, emi_sched *s, emi_proc *p)
         emi_stack_leave(s, p);
         atomic_store_explicit(&p->status, EM_RUNNABLE, memory_order_relaxed);
         emi_qmark(p, 1);
-        /* A slice that ended inside a message exchange (it handed the core
-         * over directly at least once), with nothing else queued here, gives
-         * an idle scheduler nothing to do in parallel: the partner it would
-         * steal from waits for this one. Waking it would only split the pair
-         * across cores for a while, after a system call (pingpong on 2
-         * schedulers: 84-88 ns a round trip; on 1, or without the wake: 75).
-         * A slice that one process burned alone, or other queued work, does
-         * wake it. */
+        /* A slice that ended inside a message exchange (it passed from one
+         * process to another, by a hand-off or through runnext), with nothing
+         * else queued here, gives an idle scheduler nothing to do in
+         * parallel: the partner it would steal from waits for this one.
+         * Waking it would only split the pair across cores for a while,
+         * after a system call (pingpong on 2 schedulers: 84-88 ns a round
+         * trip; on 1, or without the wake: 75). A slice that one process
+         * burned alone, or other queued work, does wake it. */
         {
-            bool shared = s->handoffs && !queued(s);
+            bool shared = (s->handoffs || s->slice_shared) && !queued(s);
             runq_put(rt, s, p);
             if (!shared)
                 wake_if_needed(rt);
@@ -471,8 +471,7 @@ static void run(emi_rt *rt, emi_sched *s, emi_proc *p)
         pinned_push(s, p);
         break;
     case WHY_EXIT:
-        emi_stack_vacate(s, p);
-        emi_stack_leave(s, p);
+        emi_stack_vacate(s, p);   /* leaves the stack too */
         emi_proc_destroy(s, p);
         break;
     case WHY_HALT:
@@ -526,6 +525,13 @@ static emi_proc *pinned_signalled(emi_sched *s)
     return NULL;
 }
 
+/* A new slice: a full budget that no process has passed on yet. */
+static inline void refill(emi_rt *rt, emi_sched *s)
+{
+    s->budget = (int32_t)rt->cfg.reductions;
+    s->slice_shared = false;
+}
+
 static emi_proc *find_work(emi_rt *rt, emi_sched *s)
 {
     emi_proc *p;
@@ -534,7 +540,7 @@ static emi_proc *find_work(emi_rt *rt, emi_sched *s)
      * a spinner's whole slice only that rarely. */
     if ((p = pinned_signalled(s)) ||
         (s->pinned_head && s->tick % PINNED_TURN_EVERY == 0 && (p = pinned_pop(s)))) {
-        s->budget = (int32_t)rt->cfg.reductions;
+        refill(rt, s);
         return p;
     }
     /* Now and then the queues that the local ones could starve go first: the
@@ -543,24 +549,28 @@ static emi_proc *find_work(emi_rt *rt, emi_sched *s)
     uint32_t phase = s->tick % GLOBAL_CHECK_EVERY;
     if ((phase == 0 && ((p = global_take(rt, s)) || (p = runq_pop(s)))) ||
         (phase == GLOBAL_CHECK_EVERY / 2 && (p = runq_pop(s)))) {
-        s->budget = (int32_t)rt->cfg.reductions;
+        refill(rt, s);
         return p;
     }
     if ((p = s->runnext)) {
         s->runnext = NULL;
+        /* A process woken by the one that ran last takes the rest of its
+         * slice, as on a hand-off. */
         if (s->budget <= 0)
-            s->budget = (int32_t)rt->cfg.reductions;
+            refill(rt, s);
+        else
+            s->slice_shared = true;
         return p;
     }
     if (lifo_len(s)) {
-        s->budget = (int32_t)rt->cfg.reductions;
+        refill(rt, s);
         if (s->tick % LIFO_FAIR_EVERY == 0)
             return lifo_oldest(s);
         return s->lifo[--s->lifo_tail % EMI_LIFO_SIZE];
     }
     if ((p = runq_pop(s)) || (p = global_take(rt, s)) || (p = steal_any(rt, s)) ||
         (p = pinned_pop(s))) {
-        s->budget = (int32_t)rt->cfg.reductions;
+        refill(rt, s);
         return p;
     }
     return NULL;

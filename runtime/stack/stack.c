@@ -143,6 +143,8 @@ int emi_stacks_init(emi_sched *s)
     if (!s->stacks)
         return EM_ENOMEM;
     s->nstacks = n;
+    for (uint32_t i = 0; i < n; i++)
+        s->stacks[i].owner = s;
     return 0;
 }
 
@@ -206,16 +208,51 @@ static emi_xstack *next_stack(emi_sched *s, bool may_map)
     return x;
 }
 
+void emi_stack_sole_broken(void) { emi_fatal("a stack with one process bound was in use by another"); }
+
+/* Bind p, which has no stack yet, to one of s's (NULL if may_map is false and
+ * none is mapped). Only here, on the owner's thread, does a stack gain a process. */
+static emi_xstack *bind(emi_sched *s, emi_proc *p, bool may_map)
+{
+    emi_xstack *x = next_stack(s, may_map);
+    if (x) {
+        x->bound++;
+        p->xs = x;
+    }
+    return x;
+}
+
+/* p, bound to x, has ended on the thread of scheduler s, which held x for it:
+ * clear what p left there and let go of x. A thread other than the owner must
+ * not touch x after it counts the unbinding in `gone`, which tells the owner
+ * that it may take x without an atomic exchange (emi_stack_sole). */
+static void unbind(emi_sched *s, emi_xstack *x, emi_proc *p, bool held)
+{
+    if (x->resident == p)
+        x->resident = NULL;
+    if (held)
+        /* Release: the next user of the stack sees our writes to it. */
+        atomic_store_explicit(&x->busy, 0, memory_order_release);
+    if (s && x->owner == s)
+        x->bound--;
+    else
+        /* Release pairs with the owner's acquire in emi_stack_sole. */
+        atomic_fetch_add_explicit(&x->gone, 1, memory_order_release);
+}
+
 int emi_stack_enter(emi_sched *s, emi_proc *p)
 {
     emi_xstack *x = p->xs;
     if (!x)
-        x = p->xs = next_stack(s, true);
-    /* Acquire pairs with the release in emi_stack_leave: the frames and the
-     * resident's image written by the last user are visible to us. */
-    if (atomic_load_explicit(&x->busy, memory_order_relaxed) ||
-        atomic_exchange_explicit(&x->busy, 1, memory_order_acquire))
+        x = bind(s, p, true);
+    if (emi_stack_sole(s, x)) {
+        emi_stack_take_sole(x);
+    } else if (atomic_load_explicit(&x->busy, memory_order_relaxed) ||
+               /* Acquire pairs with the release in emi_stack_leave: the frames
+                * and the resident's image written by the last user are visible. */
+               atomic_exchange_explicit(&x->busy, 1, memory_order_acquire)) {
         return EM_ESTATE;
+    }
     if (x->resident != p) {
         if (x->resident)
             save_image(x->resident, x);
@@ -235,32 +272,43 @@ int emi_stack_enter(emi_sched *s, emi_proc *p)
 bool emi_stack_handoff(emi_sched *s, emi_proc *p, emi_proc *q)
 {
     emi_xstack *x = q->xs;
-    if (!x) {
-        /* Mapping a new stack is left to the scheduler. */
-        if (!(x = next_stack(s, false)))
-            return false;
-        q->xs = x;
-    }
+    /* Mapping a new stack is left to the scheduler. */
+    if (!x && !(x = bind(s, q, false)))
+        return false;
     if (x == p->xs)
         return false; /* q's frames would have to be copied onto the stack we run on */
     return emi_stack_enter(s, q) == 0;
 }
 
-void emi_stack_exit(emi_proc *p)
+static void drop_image(emi_proc *p)
 {
-    if (p->xs && p->xs->resident == p)
-        p->xs->resident = NULL;
     emi_pool_free(p->img, p->img_cap);
     p->img = NULL;
     p->img_cap = p->img_len = 0;
 }
 
+/* At shutdown, with every scheduler stopped. */
+void emi_stack_exit(emi_proc *p)
+{
+    if (p->xs)
+        unbind(NULL, p->xs, p, false);
+    p->xs = NULL;
+    drop_image(p);
+}
+
 void emi_stack_vacate(emi_sched *s, emi_proc *p)
 {
     emi_xstack *x = p->xs;
-    emi_stack_exit(p);
-    /* We still hold the stack (busy), so resident is ours to read. */
-    if (x && !x->resident && s->nvacant < EMI_VACANT_MAX)
+    drop_image(p);
+    if (!x)
+        return;
+    p->xs = NULL;
+    /* A stack of this scheduler's that the process ended on is the next new
+     * process's (next_stack); others' stacks are not ours to hand out. We hold
+     * it, and p was the resident, so no one's frames are there now. */
+    bool keep = x->owner == s && s->nvacant < EMI_VACANT_MAX;
+    unbind(s, x, p, true);
+    if (keep)
         s->vacant[s->nvacant++] = x;
 }
 
