@@ -156,8 +156,11 @@ typedef struct emi_sched {
     uintptr_t stack_floor;          /* current's stack bottom + the reserve a call to
                                        ember needs (proc/current.c) */
     emi_proc *runnext;              /* run next, inheriting the slice; not stealable */
-    emi_proc *lifo[EMI_LIFO_SIZE];  /* displaced by runnext: newest runs first */
-    uint32_t lifo_head, lifo_tail;  /* entries [head, tail), owner only */
+    uint32_t lifo_head, lifo_tail;  /* entries [head, tail) of lifo, below */
+    uint64_t lifo_since_ns;         /* the LIFO has not been empty since (coarse_ns),
+                                       or its oldest entry last went first */
+    uint64_t coarse_ns;             /* the time, read every 64 turns of the loop and
+                                       after long runs: cheap to compare against */
     int32_t budget;                 /* reductions left in this slice */
     int32_t budget_mark;            /* budget when the running process got the core */
     uint32_t handoffs;              /* direct switches since the loop last ran */
@@ -187,6 +190,9 @@ typedef struct emi_sched {
     int fault_sig;                  /* the fault being turned into a process's end */
     bool fault_overflow;
     uintptr_t fault_addr, fault_pc;
+    /* Displaced by runnext: newest runs first. After the fields above, which a
+     * message's path reads and writes, so that they share a few lines. */
+    emi_proc *lifo[EMI_LIFO_SIZE];
 #ifdef EMBER_SEPARATE_STACKS
     void *fiber;
     const void *stack_bottom;

@@ -499,6 +499,56 @@ static void test_yielders_do_not_starve_others(void **state)
     run_root(2, root_fair);
 }
 
+/* A chain of processes that each spawn the next and end keeps the scheduler's
+ * runnext slot full for as long as it goes on. A process waiting below it in the
+ * LIFO (pushed out of runnext by the chain's first link) must still get its turn:
+ * the scheduler runs the LIFO's oldest entry once it has waited 10 ms. */
+static atomic_int chain_stop;
+static atomic_long chain_links;
+
+static void chain_link(em_term arg)
+{
+    (void)arg;
+    atomic_fetch_add(&chain_links, 1);
+    if (!atomic_load(&chain_stop))
+        CHECK_INT(0, em_spawn(chain_link, EM_NIL, NULL));
+}
+
+static void waiting_below(em_term arg)
+{
+    em_pid_t root;
+    CHECK(em_get_pid(arg, &root));
+    em_send(root, em_atom("ran"));
+}
+
+static void root_chain(em_term arg)
+{
+    (void)arg;
+    int64_t t0 = em_now_ms();
+    CHECK_INT(0, em_spawn(waiting_below, em_pid(em_self()), NULL));
+    CHECK_INT(0, em_spawn(chain_link, EM_NIL, NULL));   /* pushes the other one down */
+    int rc = em_receive(NULL, 5000);
+    int64_t dt = em_now_ms() - t0;
+    long links = atomic_load(&chain_links);
+    atomic_store(&chain_stop, 1);
+    print_message("a process below a spawn chain ran after %lld ms and %ld links\n", (long long)dt, links);
+    if (rc != 0)
+        CHECK_FAIL("a process below a spawn chain of %ld links did not run in 5 s (receive: %s), "
+                   "expected it to run within about 10 ms", links, em_strerror(rc));
+    /* The chain must really have held runnext meanwhile. */
+    if (links < 10)
+        CHECK_FAIL("the spawn chain ran %ld links before the waiting process, expected it to "
+                   "hold the scheduler for a while (at least 10)", links);
+}
+
+static void test_spawn_chain_does_not_starve_lifo(void **state)
+{
+    (void)state;
+    atomic_store(&chain_stop, 0);
+    atomic_store(&chain_links, 0);
+    run_root(1, root_chain);
+}
+
 /* Where a node with two schedulers runs what: a pair that exchanges messages
  * stays on one core (waking the other at each slice's end only splits it), and
  * processes that compute alone spread over both. */
@@ -783,6 +833,7 @@ int main(void)
         cmocka_unit_test(test_deep_recursion_on_shared_stacks),
         cmocka_unit_test(test_reduction_budget_preempts),
         cmocka_unit_test(test_yielders_do_not_starve_others),
+        cmocka_unit_test(test_spawn_chain_does_not_starve_lifo),
         cmocka_unit_test(test_exchanging_pair_stays_together),
         cmocka_unit_test(test_computing_processes_spread),
         cmocka_unit_test(test_heap_mark_release),
