@@ -137,13 +137,13 @@ typedef struct emi_xstack {
     uint32_t bound;                 /* processes bound, less those that ended on
                                        the owner's thread (owner only) */
     atomic_uint gone;               /* those that ended on another thread */
+    unsigned vg_id;                 /* valgrind's id for the stack */
     emi_proc *resident;
     struct emi_sched *owner;        /* the scheduler whose stack it is */
     unsigned char *lo, *hi;         /* usable range; hi is the top, 16-aligned */
     unsigned char *map;             /* the mapping, guard page included */
     size_t map_len;
-    unsigned vg_id;                 /* valgrind's id for the stack */
-} emi_xstack;
+} emi_xstack;                       /* 64 bytes: one line each in s->stacks */
 
 typedef struct emi_timers emi_timers;
 

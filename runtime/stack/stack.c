@@ -134,14 +134,19 @@ static void boot_frame(emi_proc *p, emi_xstack *x)
 
 #ifndef EMBER_SEPARATE_STACKS
 
+_Static_assert(sizeof(emi_xstack) == EMI_CACHELINE, "a stack's descriptor fills one cache line");
+
 int emi_stacks_init(emi_sched *s)
 {
     uint32_t n = EMI_STACKS_PER_NODE / (uint32_t)emi_rt_g->nsched;
     if (n > EMI_STACKS_PER_SCHED_MAX)
         n = EMI_STACKS_PER_SCHED_MAX;
-    s->stacks = calloc(n, sizeof *s->stacks);
+    /* Line-aligned, so that a run or a hand-off touches one line of the
+     * descriptor, not two. */
+    s->stacks = aligned_alloc(EMI_CACHELINE, n * sizeof *s->stacks);
     if (!s->stacks)
         return EM_ENOMEM;
+    memset(s->stacks, 0, n * sizeof *s->stacks);
     s->nstacks = n;
     for (uint32_t i = 0; i < n; i++)
         s->stacks[i].owner = s;
