@@ -6,7 +6,8 @@
  *   ember-bench spawn N | skynet N | ring N | pingpong N | link N | monitor N | all
  *   ember-bench dist N | distbulk N     (two nodes on loopback: bench_dist.c)
  * Options: -s SCHEDULERS (default: one per core); -w BUSY_WAIT_US, the nodes' busy
- * wait for dist and distbulk (em_dist_config; default 1,000).
+ * wait for dist and distbulk (em_dist_config; default 1,000); -H RING_HOPS, the
+ * ring's hops (default 1,000,000, as in the anchor).
  */
 #include <stdatomic.h>
 #include <stdio.h>
@@ -131,7 +132,9 @@ static void bench_skynet(em_term arg)
 
 /* ------------------------------------------------------------------ ring */
 
-#define HOPS 1000000
+/* The anchors' ring makes 1,000,000 hops; -H changes it, to separate the first
+ * lap (every process's first run) from the laps after it. */
+static long ring_hops = 1000000;
 
 /* Receive {token, K}; pass {token, K-1} on, or {token, 0} and stop. */
 static void ring_node(em_term arg)
@@ -162,7 +165,7 @@ static void bench_ring(em_term arg)
         check(em_spawn(ring_node, em_pid(next), &next), "spawn");
     uint64_t t1 = now_us();
     em_pid_t first = next;
-    EM_SEND_ARR(first, a_token, em_int(HOPS));
+    EM_SEND_ARR(first, a_token, em_int(ring_hops));
     for (;;) {
         em_mark mk = em_heap_mark();
         em_term m;
@@ -175,9 +178,9 @@ static void bench_ring(em_term arg)
         em_heap_release(mk);
     }
     uint64_t t2 = now_us();
-    printf("ring n=%ld hops=%d us_build=%llu us_hops=%llu ns_per_hop=%llu\n", param_n, HOPS,
+    printf("ring n=%ld hops=%ld us_build=%llu us_hops=%llu ns_per_hop=%llu\n", param_n, ring_hops,
            (unsigned long long)(t1 - t0), (unsigned long long)(t2 - t1),
-           (unsigned long long)((t2 - t1) * 1000 / HOPS));
+           (unsigned long long)((t2 - t1) * 1000 / (uint64_t)ring_hops));
     /* Nodes between the first and the one that saw 0 still wait, as in the
      * anchor: stop the node rather than collect them. */
     em_halt(0);
@@ -287,7 +290,7 @@ static void bench_monitor(em_term arg)
 
 static int usage(void)
 {
-    fprintf(stderr, "usage: ember-bench [-s SCHEDULERS] spawn|skynet|ring|pingpong|link|monitor N\n"
+    fprintf(stderr, "usage: ember-bench [-s SCHEDULERS] [-H RING_HOPS] spawn|skynet|ring|pingpong|link|monitor N\n"
                     "       ember-bench [-s SCHEDULERS] [-w BUSY_WAIT_US] dist|distbulk N\n"
                     "       ember-bench [-s SCHEDULERS] all [N]\n");
     return 2;
@@ -327,11 +330,13 @@ static int run_one(const char *name, long n, int scheds)
 int main(int argc, char **argv)
 {
     int scheds = 0, opt;
-    while ((opt = getopt(argc, argv, "s:w:")) != -1) {
+    while ((opt = getopt(argc, argv, "s:w:H:")) != -1) {
         if (opt == 's')
             scheds = atoi(optarg);
         else if (opt == 'w')
             busy_wait_us = atoi(optarg);
+        else if (opt == 'H' && atol(optarg) > 0)
+            ring_hops = atol(optarg);
         else
             return usage();
     }
