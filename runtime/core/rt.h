@@ -570,19 +570,31 @@ static inline void emi_stack_take_sole(emi_xstack *x)
     atomic_store_explicit(&x->busy, 1, memory_order_relaxed);
 }
 /* emi_stack_claim_resident: the common case of emi_stack_handoff, inline: q's
- * frames still sit on its own stack (not p's), and nobody runs there now. */
+ * frames still sit on its own stack (not p's), and nobody runs there now. The
+ * resident is read only once the stack is ours: before that, another process
+ * bound to it may run there on another thread, save q's frames and end. */
 static inline bool emi_stack_claim_resident(const struct emi_sched *s, emi_proc *p, emi_proc *q)
 {
     emi_xstack *x = q->xs;
-    if (!x || x->resident != q)
+    if (!x)
         return false;
     if (emi_stack_sole(s, x)) {
+        /* q is the only process bound to x, so nobody else changes it. */
+        if (x->resident != q)
+            return false;
         emi_stack_take_sole(x);
         return true;
     }
     /* Acquire pairs with the release in emi_stack_leave, as in emi_stack_enter. */
-    return x != p->xs && !atomic_load_explicit(&x->busy, memory_order_relaxed) &&
-           !atomic_exchange_explicit(&x->busy, 1, memory_order_acquire);
+    if (x == p->xs || atomic_load_explicit(&x->busy, memory_order_relaxed) ||
+        atomic_exchange_explicit(&x->busy, 1, memory_order_acquire))
+        return false;
+    if (x->resident == q)
+        return true;
+    /* Another process has used the stack since q left it: emi_stack_handoff
+     * restores q's frames. Release, as in emi_stack_leave. */
+    atomic_store_explicit(&x->busy, 0, memory_order_release);
+    return false;
 }
 #else
 static inline void emi_stack_leave(emi_sched *s, emi_proc *p) { (void)s, (void)p; }

@@ -415,7 +415,7 @@ bool em_is_alive(em_pid_t pid)
 }
 
 /* Scheduler context, right after the process switched out for the last time
- * and left its stack (emi_stack_exit). */
+ * and left its stack (emi_stack_vacate). */
 void emi_proc_destroy(emi_sched *s, emi_proc *p)
 {
     emi_rt *rt = emi_rt_g;
