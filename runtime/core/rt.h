@@ -159,6 +159,8 @@ typedef struct emi_sched {
     uint32_t lifo_head, lifo_tail;  /* entries [head, tail) of lifo, below */
     uint64_t lifo_since_ns;         /* the LIFO has not been empty since (coarse_ns),
                                        or its oldest entry last went first */
+    uint64_t lifo_low_ns;           /* the LIFO was last seen at most half full then
+                                       (coarse_ns; find_work's ring turn) */
     uint64_t coarse_ns;             /* the time, read every 64 turns of the loop and
                                        after long runs: cheap to compare against */
     int32_t budget;                 /* reductions left in this slice */

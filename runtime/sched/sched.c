@@ -567,11 +567,18 @@ static emi_proc *find_work(emi_rt *rt, emi_sched *s)
      * and so on (skynet: one run in eight fell into that, 540 overflows and
      * 338 ms instead of 205-230). */
     uint32_t phase = s->tick % GLOBAL_CHECK_EVERY;
-    bool ring_turn = lifo_len(s) <= EMI_LIFO_SIZE / 2 || s->coarse_ns - s->lifo_since_ns >= LIFO_FAIR_NS;
-    if ((phase == 0 && ((p = global_take(rt, s)) || (ring_turn && (p = runq_pop(s))))) ||
-        (phase == GLOBAL_CHECK_EVERY / 2 && ring_turn && (p = runq_pop(s)))) {
-        refill(rt, s);
-        return p;
+    if (phase == 0 || phase == GLOBAL_CHECK_EVERY / 2) {
+        /* The wait has its own clock: the LIFO's turn below resets
+         * lifo_since_ns every LIFO_FAIR_NS, and with that clock the ring
+         * waited until it overflowed into the global queue (256 slices). */
+        bool low = lifo_len(s) <= EMI_LIFO_SIZE / 2;
+        if (low)
+            s->lifo_low_ns = s->coarse_ns;
+        bool ring_turn = low || s->coarse_ns - s->lifo_low_ns >= LIFO_FAIR_NS;
+        if ((phase == 0 && (p = global_take(rt, s))) || (ring_turn && (p = runq_pop(s)))) {
+            refill(rt, s);
+            return p;
+        }
     }
     /* Before runnext: a chain of processes that each spawn or wake the next
      * one keeps runnext full and would otherwise never let the LIFO run. */

@@ -650,6 +650,63 @@ static void test_spawn_chain_does_not_starve_lifo(void **state)
     run_root(1, root_chain);
 }
 
+/* The same chain, with the LIFO more than half full below it and a process that
+ * yielded waiting in the ring: the ring's early turn waits while the LIFO is
+ * that full, but for 10 ms at most, not until the ring overflows into the
+ * global queue, which takes 256 slices (the chain ends one slice of each
+ * link's budget in the ring). With 40,000 reductions a slice, a link's spawn
+ * charging 10, that is 1,024,000 links; 10 ms was 85,000 here. */
+#define RING_TURN_REDUCTIONS 40000
+#define RING_TURN_QUEUED 200
+
+static void ring_yielder(em_term arg)
+{
+    em_pid_t root;
+    CHECK(em_get_pid(arg, &root));
+    em_yield();   /* to the back of the ring */
+    em_send(root, em_int(atomic_load(&chain_links)));
+}
+
+static void queued_below(em_term arg) { (void)arg; }
+
+static void root_ring_turn(em_term arg)
+{
+    (void)arg;
+    /* Each spawn pushes the one before out of runnext into the LIFO. */
+    CHECK_INT(0, em_spawn(ring_yielder, em_pid(em_self()), NULL));
+    for (int i = 0; i < RING_TURN_QUEUED; i++)
+        CHECK_INT(0, em_spawn(queued_below, EM_NIL, NULL));
+    CHECK_INT(0, em_spawn(chain_link, EM_NIL, NULL));
+    em_term m = EM_NIL;
+    int rc = em_receive(&m, 10000);
+    atomic_store(&chain_stop, 1);
+    int64_t links = -1;
+    if (rc != 0 || !em_get_int(m, &links)) {
+        CHECK_FAIL("a process that yielded below a spawn chain did not report in 10 s (%s)",
+                   em_strerror(rc));
+        return;
+    }
+    long limit = 128L * RING_TURN_REDUCTIONS / 10;
+    print_message("a process in the ring ran after %lld links (overflow after about %ld)\n",
+                  (long long)links, 2 * limit);
+    if (links > limit)
+        CHECK_FAIL("a process in the ring waited %lld links of a spawn chain, expected under %ld "
+                   "(a 10 ms wait, not the ring's overflow after 256 slices)",
+                   (long long)links, limit);
+}
+
+static void test_ring_turn_while_lifo_full(void **state)
+{
+    (void)state;
+    atomic_store(&chain_stop, 0);
+    atomic_store(&chain_links, 0);
+    CHECK_RESET();
+    em_config c = check_config(1);
+    c.reductions = RING_TURN_REDUCTIONS;
+    assert_int_equal(em_run(&c, root_ring_turn, EM_NIL), 0);
+    ASSERT_NO_CHECK_FAILURES();
+}
+
 /* Where a node with two schedulers runs what: a pair that exchanges messages
  * stays on one core (waking the other at each slice's end only splits it), and
  * processes that compute alone spread over both. */
@@ -936,6 +993,7 @@ int main(void)
         cmocka_unit_test(test_reduction_budget_preempts),
         cmocka_unit_test(test_yielders_do_not_starve_others),
         cmocka_unit_test(test_spawn_chain_does_not_starve_lifo),
+        cmocka_unit_test(test_ring_turn_while_lifo_full),
         cmocka_unit_test(test_exchanging_pair_stays_together),
         cmocka_unit_test(test_computing_processes_spread),
         cmocka_unit_test(test_heap_mark_release),
