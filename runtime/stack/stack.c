@@ -310,10 +310,12 @@ void emi_stack_vacate(emi_sched *s, emi_proc *p)
     p->xs = NULL;
     /* A stack of this scheduler's that the process ended on is the next new
      * process's (next_stack); others' stacks are not ours to hand out. We hold
-     * it, and p was the resident, so no one's frames are there now. */
-    bool keep = x->owner == s && s->nvacant < EMI_VACANT_MAX;
+     * it, and p was the resident, so no one's frames are there now; but only a
+     * stack that no live process is bound to any more stays free of copies
+     * (relaxed: a stale count only keeps a stack out of the list). */
+    bool mine = x->owner == s && s->nvacant < EMI_VACANT_MAX;
     unbind(s, x, p, true);
-    if (keep)
+    if (mine && x->bound == atomic_load_explicit(&x->gone, memory_order_relaxed))
         s->vacant[s->nvacant++] = x;
 }
 
