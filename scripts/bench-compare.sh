@@ -9,7 +9,13 @@ anchors=../shared/anchors
 out=$(mktemp)
 for r in $(seq "$rounds"); do
   echo "== round $r" >&2
-  if [ -x "$anchors/run.sh" ]; then "$anchors/run.sh" 2>&1 | tee -a "$out" >&2; fi
+  # A bound on the anchors: their distribution script waits for its server
+  # node, which never stops when the client failed to reach it (seen once).
+  # timeout signals its whole process group, the Erlang nodes included.
+  if [ -x "$anchors/run.sh" ]; then
+    timeout --kill-after=10 1200 "$anchors/run.sh" 2>&1 | tee -a "$out" >&2 ||
+      echo "bench-compare: the anchors did not finish in 20 minutes; this round has what they printed" >&2
+  fi
   build/bin/ember-bench all 2>&1 | sed 's/^/ember /' | tee -a "$out" >&2
   # Distribution: two node processes on loopback, as run_dist_erlang.sh does,
   # and the same exchange on bare ZeroMQ between two processes (zmq_limit's is
