@@ -623,6 +623,9 @@ typedef struct em_sched_info {
     uint64_t processes_run;
     uint64_t steals;
     size_t runq_len;
+    uint32_t stacks_mapped;      /* execution stacks this scheduler has mapped (shared
+                                    among its processes; 0 in the sanitizer builds,
+                                    which map one per process) */
 } em_sched_info;
 
 typedef struct em_system_info {
@@ -635,6 +638,12 @@ typedef struct em_system_info {
     size_t memory_processes;     /* bytes held by processes */
     size_t memory_total;         /* resident memory of the OS process (RSS) */
     uint64_t uptime_ms;
+    /* Solo mode: while the other schedulers sleep, the one awake sends and parks
+     * without locked instructions (docs/runtime.md). How often it began, and how
+     * often another thread had to end it. */
+    uint64_t solo_entries;
+    uint64_t solo_revocations;
+    bool solo_available;         /* false under valgrind, or without membarrier(2) */
 } em_system_info;
 
 /* All callable from a process. em_processes writes up to cap live pids and returns

@@ -106,6 +106,10 @@ int em_system_info_get(em_system_info *out)
     }
     out->memory_total = rss_bytes();
     out->uptime_ms = (emi_now_ns() - rt->start_ns) / 1000000u;
+    /* Relaxed: figures. */
+    out->solo_entries = atomic_load_explicit(&rt->solo_entries, memory_order_relaxed);
+    out->solo_revocations = atomic_load_explicit(&rt->solo_revokes, memory_order_relaxed);
+    out->solo_available = rt->solo_ok;
     return 0;
 }
 
@@ -134,5 +138,6 @@ int em_scheduler_info(int id, em_sched_info *out)
     unsigned h = atomic_load_explicit(&s->runq_head, memory_order_relaxed);
     unsigned t = atomic_load_explicit(&s->runq_tail, memory_order_relaxed);
     out->runq_len = t - h;
+    out->stacks_mapped = (uint32_t)atomic_load_explicit(&s->stat_stacks, memory_order_relaxed);
     return 0;
 }

@@ -169,6 +169,9 @@ typedef struct emi_sched {
     bool slice_shared;              /* the slice under way passed from one process to
                                        another through runnext (sched.c, run) */
     emi_proc *pending_park;         /* handed off while waiting: park it once off-stack */
+    atomic_int in_op;               /* 1 inside a mailbox operation (solo.c); read by
+                                       a thread that revokes solo mode */
+    uint32_t solo_turns;            /* loop turns with the others asleep (solo.c) */
     struct emi_block *blk_cache;    /* small message blocks freed here (emi_small_block) */
     uint32_t blk_cache_n;
     uint64_t last_give_ns;          /* when it last gave its caches back, idle (sched.c) */
@@ -177,6 +180,12 @@ typedef struct emi_sched {
     uint32_t rand;
     emi_xstack *stacks;             /* mapped on first use */
     uint32_t nstacks;
+    uint32_t nmapped;               /* stacks[0, nmapped) are mapped (stack.c) */
+    uint64_t spawned_here, started_here;  /* processes spawned here; those of them
+                                             that first ran here (stack.c) */
+    uint64_t ended_here, ended_seen;      /* processes that ended here; the count
+                                             the last spawn saw (stack.c) */
+    uint32_t spawn_burst;                 /* spawns here since a process last ended */
     uint32_t nvacant;
     emi_xstack *vacant[EMI_VACANT_MAX];  /* stacks whose process ended here, newest
                                             last: still warm in this core's cache */
@@ -213,6 +222,7 @@ typedef struct emi_sched {
     atomic_uint_fast64_t stat_idle_ns;
     atomic_uint_fast64_t idle_since_ns; /* when the idle spell under way began; 0 if none */
     atomic_uint_fast64_t stat_spawned, stat_sent, stat_dead;
+    atomic_uint_fast64_t stat_stacks;   /* stacks mapped (stack.c) */
 
     /* Run queue: the owner writes tail; the owner and thieves advance head. */
     _Alignas(EMI_CACHELINE) atomic_uint runq_head;
@@ -221,6 +231,7 @@ typedef struct emi_sched {
 
     /* Written by other threads. */
     _Alignas(EMI_CACHELINE) atomic_uint sleeping;  /* futex word: 1 while asleep */
+    atomic_uint_fast64_t started_elsewhere;  /* spawned here, first ran on another */
     atomic_uint_fast64_t qsbr;      /* last epoch seen at a quiescent point; 0 = offline */
     emi_timers *timers;
     atomic_int polling;             /* 1 while asleep in the network poll, not the futex:
@@ -248,6 +259,14 @@ typedef struct emi_rt {
                                        the slots and indices they keep (proc.c) */
     _Alignas(EMI_CACHELINE) atomic_uint_fast64_t epoch;   /* QSBR */
     atomic_uint_fast64_t ext_qsbr;  /* the dist thread's slot, as a scheduler's qsbr */
+    /* Solo mode (sched/solo.c): read on every mailbox operation, written when
+     * the mode begins and ends. */
+    _Alignas(EMI_CACHELINE) atomic_int solo;   /* 1 + the id of the only scheduler
+                                                  touching mailboxes, or 0 */
+    bool solo_ok;                   /* membarrier works and the mode is allowed */
+    atomic_uint_fast64_t solo_entries, solo_revokes;   /* figures (relaxed) */
+    /* Threads that are not schedulers, inside a mailbox operation. */
+    _Alignas(EMI_CACHELINE) atomic_int outside_ops;
     _Alignas(EMI_CACHELINE) atomic_uint n_sleeping;
     atomic_uint n_spinning;
     atomic_int stopping;
@@ -425,6 +444,56 @@ void emi_flush_dirty(void);
  * on some scheduler, interrupt it (sched/preempt.c). */
 void emi_preempt_request(emi_proc *p);
 
+/* sched/solo.c: plain mailbox operations while one scheduler is awake. */
+void emi_solo_init(emi_rt *rt);
+void emi_solo_try(emi_rt *rt, emi_sched *s);    /* owner's loop: enter if it can */
+void emi_solo_leave(emi_rt *rt, emi_sched *s);  /* the owner, before it sleeps */
+void emi_solo_revoke(int v);                    /* any other thread: end it, wait */
+
+/* emi_mb_begin: a mailbox operation begins on the calling thread, whose
+ * scheduler is s (NULL for other threads). True: it may read and write mailbox
+ * words with plain loads and stores until emi_mb_end, as no other thread
+ * touches any. False: it must use atomic read-modify-writes. Every write to a
+ * mailbox word happens between the two; reads outside are hints only. */
+static inline bool emi_mb_begin(struct emi_sched *s)
+{
+    emi_rt *rt = emi_rt_g;
+    int v;
+    if (__builtin_expect(!s, 0)) {
+        /* seq_cst: announced before the read below, against solo_try's store
+         * of rt->solo then load of outside_ops. */
+        atomic_fetch_add_explicit(&rt->outside_ops, 1, memory_order_seq_cst);
+        v = atomic_load_explicit(&rt->solo, memory_order_seq_cst);
+        if (v)
+            emi_solo_revoke(v);
+        return false;
+    }
+    /* Relaxed, and no fence before the read: a revoker's membarrier is the
+     * fence (solo.c). The signal fence only keeps the compiler from swapping
+     * them. */
+    atomic_store_explicit(&s->in_op, 1, memory_order_relaxed);
+    atomic_signal_fence(memory_order_seq_cst);
+    /* seq_cst (a plain load on x86): after a waking scheduler's decrement of
+     * n_sleeping, against solo_try. */
+    v = atomic_load_explicit(&rt->solo, memory_order_seq_cst);
+    if (v == s->id + 1)
+        return true;
+    if (__builtin_expect(v != 0, 0))
+        emi_solo_revoke(v);
+    return false;
+}
+
+static inline void emi_mb_end(struct emi_sched *s)
+{
+    if (__builtin_expect(!s, 0)) {
+        /* Release: solo_try, reading 0, sees this thread's operation done. */
+        atomic_fetch_sub_explicit(&emi_rt_g->outside_ops, 1, memory_order_release);
+        return;
+    }
+    /* Release: a revoker that reads 0 sees every plain write before it. */
+    atomic_store_explicit(&s->in_op, 0, memory_order_release);
+}
+
 /* sched/sched.c */
 void emi_ready(emi_proc *p);                        /* make runnable (any thread) */
 /* emi_ready_on: the same, s being the calling thread's scheduler or NULL
@@ -530,6 +599,7 @@ void emi_stacks_fini(emi_sched *s);
 void emi_stack_thread_init(emi_sched *s);          /* on the scheduler's own thread */
 void emi_stack_thread_fini(void);                 /* as that thread stops */
 int emi_stack_enter(emi_sched *s, emi_proc *p);   /* 0, or EM_ESTATE if the stack is busy */
+void emi_stack_prepare(emi_sched *s);              /* a spawn here: the next new stack, ready */
 /* emi_stack_leave: after the process switched out (inline below). */
 void emi_stack_exit(emi_proc *p);                 /* process ended: drop its stack state */
 void emi_stack_vacate(emi_sched *s, emi_proc *p); /* the same, and leave the stack, on the

@@ -150,6 +150,7 @@ int em_run(const em_config *cfg, em_proc_fn root, em_term arg)
     }
     if (rc == 0)
         rc = emi_registry_init();
+    emi_solo_init(rt);
     emi_signals_init();
     if (rc == 0)
         rc = emi_spawn_root(rt->scheds[0], root, "root", arg);

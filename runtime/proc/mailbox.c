@@ -46,12 +46,16 @@ static inline __attribute__((always_inline)) int deliver(emi_sched *self, emi_pr
     if (!p)
         goto dead;
     b->dest = p->pid;
+    /* Plain stores while this is the only scheduler awake (sched/solo.c). */
+    bool plain = emi_mb_begin(self);
     /* Relaxed: the CAS below carries the ordering. */
     emi_block *old = atomic_load_explicit(&p->inbox, memory_order_relaxed), *word;
     unsigned count;
-    do {
-        if (old == EMI_INBOX_CLOSED)
+    for (;;) {
+        if (old == EMI_INBOX_CLOSED) {
+            emi_mb_end(self);
             goto dead;
+        }
         if (old == EMI_INBOX_SLEEP && !b->sig) {
             /* Parked: the sender that replaces SLEEP owns the wake-up, and nobody
              * touches the private queue until the process runs again, so the
@@ -59,24 +63,33 @@ static inline __attribute__((always_inline)) int deliver(emi_sched *self, emi_pr
              * taking its inbox (one atomic exchange less per wake). */
             count = 0;
             word = NULL;
-            continue;
-        }
-        if (old == EMI_INBOX_SLEEP) {
-            b->next = NULL;
-            count = 0;
         } else {
-            b->next = emi_inbox_ptr(old);
-            count = emi_inbox_count(old);
+            if (old == EMI_INBOX_SLEEP) {
+                b->next = NULL;
+                count = 0;
+            } else {
+                b->next = emi_inbox_ptr(old);
+                count = emi_inbox_count(old);
+            }
+            if (count < EMI_INBOX_COUNT_MAX)
+                count++;
+            word = (emi_block *)((uintptr_t)b | (uintptr_t)count << 48);
         }
-        if (count < EMI_INBOX_COUNT_MAX)
-            count++;
-        word = (emi_block *)((uintptr_t)b | (uintptr_t)count << 48);
+        if (plain) {
+            /* Relaxed: no other thread reads it before solo mode ends, and
+             * ending it orders this store for them. */
+            atomic_store_explicit(&p->inbox, word, memory_order_relaxed);
+            break;
+        }
         /* Release publishes the block's contents to the receiver; acquire (on the
          * SLEEP case) makes the parked process's state visible to whoever we hand
          * it to. seq_cst because the park and timer protocol relies on a single
          * order of the SLEEP transitions. */
-    } while (!atomic_compare_exchange_weak_explicit(&p->inbox, &old, word, memory_order_seq_cst,
-                                                    memory_order_relaxed));
+        if (atomic_compare_exchange_weak_explicit(&p->inbox, &old, word, memory_order_seq_cst,
+                                                  memory_order_relaxed))
+            break;
+    }
+    emi_mb_end(self);
     if (count == EMI_INBOX_COUNT_MAX && old != EMI_INBOX_SLEEP &&
         emi_inbox_count(old) == EMI_INBOX_COUNT_MAX)
         /* Relaxed: a figure for introspection, for very long mailboxes only. */
@@ -197,8 +210,13 @@ int em_send_array(em_pid_t to, size_t n, const em_term *items)
 
 void emi_mailbox_close(emi_proc *p)
 {
+    /* Atomic even in solo mode (once a process), but inside an operation: a
+     * thread other than the solo scheduler must end the mode first. */
+    emi_sched *s = emi_sched_self();
+    emi_mb_begin(s);
     /* Acquire: we free the blocks senders published. */
     emi_block *l = atomic_exchange_explicit(&p->inbox, EMI_INBOX_CLOSED, memory_order_acquire);
+    emi_mb_end(s);
     l = l == EMI_INBOX_SLEEP || l == EMI_INBOX_CLOSED ? NULL : emi_inbox_ptr(l);
     while (l) {
         emi_block *n = l->next;
@@ -266,8 +284,17 @@ static inline bool take_inbox(emi_proc *p)
 
 __attribute__((noinline)) static bool take_inbox_now(emi_proc *p)
 {
-    /* Acquire pairs with the senders' release: the blocks' contents are visible. */
-    emi_block *w = atomic_exchange_explicit(&p->inbox, NULL, memory_order_acquire);
+    emi_sched *s = p->sched;
+    emi_block *w;
+    if (emi_mb_begin(s)) {
+        /* Relaxed: solo mode, this thread wrote the blocks (sched/solo.c). */
+        w = atomic_load_explicit(&p->inbox, memory_order_relaxed);
+        atomic_store_explicit(&p->inbox, NULL, memory_order_relaxed);
+    } else {
+        /* Acquire pairs with the senders' release: the blocks' contents are visible. */
+        w = atomic_exchange_explicit(&p->inbox, NULL, memory_order_acquire);
+    }
+    emi_mb_end(s);
     emi_block *l = emi_inbox_ptr(w), *rev = NULL, *last = l;
     size_t n = 0;
     bool sigs = false;

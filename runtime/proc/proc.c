@@ -320,6 +320,7 @@ static int proc_create(emi_sched *s, em_proc_fn fn, const char *name, em_term ar
     emi_stat_add(&s->stat_spawned, 1);
     if (out)
         *out = p->pid;
+    emi_stack_prepare(s);
     emi_ready_spawned(s, p);
     return 0;
 fail:

@@ -336,24 +336,47 @@ static inline __attribute__((always_inline)) void park(emi_sched *s, emi_proc *p
     /* Read before the CAS: once parked, the process belongs to whoever wakes it. */
     bool timed = p->wait_timer_slot != 0;
     atomic_store_explicit(&p->status, EM_WAITING, memory_order_relaxed);
-    /* seq_cst: the park, the senders' pushes and the timer's wake must agree on
-     * one order of the SLEEP transitions. */
-    if (atomic_compare_exchange_strong_explicit(&p->inbox, &e, EMI_INBOX_SLEEP,
-                                                memory_order_seq_cst, memory_order_seq_cst)) {
-        /* A flag left from an earlier wait can only cause a spurious wake, which
-         * receive absorbs by parking again. */
-        if (!timed || !atomic_load_explicit(&p->timeout_fired, memory_order_seq_cst))
-            return;
-        /* The timer fired before we parked and could not wake us: do it here,
-         * unless a sender has already. */
-        e = EMI_INBOX_SLEEP;
-        if (!atomic_compare_exchange_strong_explicit(&p->inbox, &e, NULL, memory_order_seq_cst,
-                                                     memory_order_seq_cst))
-            return;
+    if (emi_mb_begin(s)) {
+        /* Solo mode (solo.c): no sender or timer on another thread can race.
+         * Relaxed: ending the mode orders these for the others. */
+        if (atomic_load_explicit(&p->inbox, memory_order_relaxed) == NULL) {
+            atomic_store_explicit(&p->inbox, EMI_INBOX_SLEEP, memory_order_relaxed);
+            /* A timer that fired already found no SLEEP to take: it fired on
+             * this thread, or on one that ended the mode first and will find
+             * SLEEP once this operation is over. */
+            if (!timed || !atomic_load_explicit(&p->timeout_fired, memory_order_relaxed)) {
+                emi_mb_end(s);
+                return;
+            }
+            atomic_store_explicit(&p->inbox, NULL, memory_order_relaxed);
+        }
+        emi_mb_end(s);
+    } else {
+        /* seq_cst: the park, the senders' pushes and the timer's wake must agree
+         * on one order of the SLEEP transitions. */
+        bool parked = atomic_compare_exchange_strong_explicit(&p->inbox, &e, EMI_INBOX_SLEEP,
+                                                              memory_order_seq_cst,
+                                                              memory_order_seq_cst);
+        if (parked) {
+            /* A flag left from an earlier wait can only cause a spurious wake,
+             * which receive absorbs by parking again. */
+            if (!timed || !atomic_load_explicit(&p->timeout_fired, memory_order_seq_cst)) {
+                emi_mb_end(s);
+                return;
+            }
+            /* The timer fired before we parked and could not wake us: do it
+             * here, unless a sender has already. */
+            e = EMI_INBOX_SLEEP;
+            if (!atomic_compare_exchange_strong_explicit(&p->inbox, &e, NULL, memory_order_seq_cst,
+                                                         memory_order_seq_cst)) {
+                emi_mb_end(s);
+                return;
+            }
+        }
+        emi_mb_end(s);
     }
     atomic_store_explicit(&p->status, EM_RUNNABLE, memory_order_relaxed);
     emi_ready(p);
-    (void)s;
 }
 
 /* A process about to wait switches straight to the one in runnext, skipping the
@@ -692,6 +715,11 @@ static void idle(emi_rt *rt, emi_sched *s)
         emi_slots_return(s);
         give_back_when_idle(rt, s);
         trim_when_idle(rt);
+        /* A sleeping scheduler cannot answer for mailboxes: the one that wakes
+         * next must not have to revoke a mode whose owner is asleep. Relaxed:
+         * only this thread sets it to its own id. */
+        if (atomic_load_explicit(&rt->solo, memory_order_relaxed) == s->id + 1)
+            emi_solo_leave(rt, s);
         /* seq_cst: announce the sleep before the last look at the queues. */
         atomic_store_explicit(&s->sleeping, 1, memory_order_seq_cst);
         atomic_fetch_add_explicit(&rt->n_sleeping, 1, memory_order_seq_cst);
@@ -729,6 +757,9 @@ void emi_sched_loop(emi_sched *s)
         if (atomic_load_explicit(&rt->slots_wanted, memory_order_relaxed))
             emi_slots_return(s);
         emi_timers_run(s, 0);
+        /* Relaxed: a hint; solo_try decides with seq_cst operations. */
+        if (rt->solo_ok && atomic_load_explicit(&rt->solo, memory_order_relaxed) == 0)
+            emi_solo_try(rt, s);
         /* Relaxed: a hint; the poll itself synchronises through its token. */
         if ((s->tick & 15) == 0 && atomic_load_explicit(&emi_dist_up, memory_order_relaxed))
             emi_dist_busy_poll(s, false);
@@ -747,6 +778,7 @@ void emi_sched_loop(emi_sched *s)
         if (emi_dist_dirty && own_work(s))
             emi_flush_dirty();
     }
+    emi_solo_leave(rt, s);   /* a no-op unless this scheduler is solo */
     if (emi_dist_dirty)
         emi_flush_dirty();   /* the runtime stops: nothing stays packed here */
     emi_qsbr_offline(s);

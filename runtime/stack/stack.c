@@ -207,10 +207,65 @@ static emi_xstack *next_stack(emi_sched *s, bool may_map)
             if (!x->map && map_stack(x, emi_rt_g->cfg.stack_size) != 0) {
                 emi_fatal("cannot map an execution stack");
             }
+        } else if (s->next_stack == s->nmapped) {
+            s->nmapped++;
         }
+        emi_stat_add(&s->stat_stacks, 1);
     }
     s->next_stack++;
     return x;
+}
+
+/* A new stack costs 20 µs and more on this kind of guest, most of it the
+ * first write to its top pages and to the page-table page above them
+ * (docs/performance.md). A process that has never run paid that when it first
+ * ran, in the middle of whatever it was part of: the first lap of a ring of a
+ * thousand cost 5-15 ms. Go and BEAM allocate a process's stack when it is
+ * spawned; here a spawn maps and writes a stack ahead, so that there are as
+ * many ready as processes spawned here that have not run yet. Binding stays at
+ * the first run, on whichever scheduler runs the process, and a stack that an
+ * ended process left (the vacant list) still goes first. Only a burst of
+ * spawns with no process ending here in between prepares: where processes end
+ * as others start (a tree of short-lived ones, skynet), the stacks they leave
+ * serve the new ones, and preparing would map a thousand stacks that nothing
+ * needs (skynet mapped all 2,048 and took 200-350 ms instead of 150-190). The
+ * first 64 spawns of a burst prepare nothing, so that a parent that starts a
+ * few children does not pay for it. */
+#define PREPARE_AFTER_SPAWNS 64
+
+void emi_stack_prepare(emi_sched *s)
+{
+    s->spawned_here++;
+    if (s->ended_here != s->ended_seen) {
+        s->ended_seen = s->ended_here;
+        s->spawn_burst = 0;
+        return;
+    }
+    if (++s->spawn_burst < PREPARE_AFTER_SPAWNS || s->nmapped >= s->nstacks)
+        return;
+    /* Relaxed: a count that only steers how many stacks to prepare. */
+    uint64_t started = s->started_here +
+                       atomic_load_explicit(&s->started_elsewhere, memory_order_relaxed);
+    uint64_t unstarted = s->spawned_here > started ? s->spawned_here - started : 0;
+    if ((uint64_t)(s->nmapped - s->next_stack) + s->nvacant >= unstarted)
+        return;
+    emi_xstack *x = &s->stacks[s->nmapped];
+    if (!x->map) {
+        if (map_stack(x, emi_rt_g->cfg.stack_size) != 0)
+            return;   /* the first run tries again, and says so if it fails */
+        emi_stat_add(&s->stat_stacks, 1);
+        /* The page of the boot frame and the first calls, and the one below
+         * when the top sits within 1 KiB of its page's start (colouring puts
+         * it anywhere in the last page). Written, not populated with madvise:
+         * on this guest a populated page still costs about 5 µs at its first
+         * write, when the host maps it. */
+        size_t page = (size_t)sysconf(_SC_PAGESIZE);
+        *(volatile unsigned char *)(x->hi - 1) = 0;
+        unsigned char *below = x->hi - 1024;
+        if (((uintptr_t)below & ~(uintptr_t)(page - 1)) != ((uintptr_t)(x->hi - 1) & ~(uintptr_t)(page - 1)))
+            *(volatile unsigned char *)below = 0;
+    }
+    s->nmapped++;
 }
 
 void emi_stack_sole_broken(void) { emi_fatal("a stack with one process bound was in use by another"); }
@@ -223,6 +278,12 @@ static emi_xstack *bind(emi_sched *s, emi_proc *p, bool may_map)
     if (x) {
         x->bound++;
         p->xs = x;
+        /* Its first run: p->sched is still its spawner's (emi_stack_prepare). */
+        if (p->sched == s)
+            s->started_here++;
+        else if (p->sched)
+            /* Relaxed: a count that only steers how many stacks to prepare. */
+            atomic_fetch_add_explicit(&p->sched->started_elsewhere, 1, memory_order_relaxed);
     }
     return x;
 }
@@ -304,6 +365,7 @@ void emi_stack_exit(emi_proc *p)
 void emi_stack_vacate(emi_sched *s, emi_proc *p)
 {
     emi_xstack *x = p->xs;
+    s->ended_here++;
     drop_image(p);
     if (!x)
         return;
@@ -330,6 +392,9 @@ void emi_stack_on_entry(emi_proc *p) { (void)p; }
 void emi_stack_proc_free(emi_proc *p) { (void)p; }
 
 #else /* EMBER_SEPARATE_STACKS */
+
+/* A stack per process, from a cache of mappings: nothing to prepare. */
+void emi_stack_prepare(emi_sched *s) { (void)s; }
 
 /* Mapping and unmapping a stack per process is slow and churns the map count;
  * ended processes leave their stacks here for the next ones. */

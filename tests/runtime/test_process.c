@@ -911,6 +911,82 @@ static void test_small_messages(void **state)
     run_root(2, root_small_messages);
 }
 
+/* ------------------------------------------------ stacks made ready early */
+
+static atomic_int started_count;
+
+static void count_and_wait(em_term arg)
+{
+    (void)arg;
+    atomic_fetch_add(&started_count, 1);
+    em_receive(NULL, EM_INFINITY);
+}
+
+static void one_shot(em_term arg)
+{
+    em_pid_t to;
+    em_get_pid(arg, &to);
+    em_send(to, em_atom("ended"));
+}
+
+#define BURST 600
+
+static uint32_t stacks_mapped(void)
+{
+    em_sched_info si;
+    CHECK_INT(0, em_scheduler_info(0, &si));
+    return si.stacks_mapped;
+}
+
+static void root_burst(em_term arg)
+{
+    (void)arg;
+    atomic_store(&started_count, 0);
+    uint32_t m0 = stacks_mapped();
+    /* A parent whose children end between its spawns (a tree of short-lived
+     * processes) prepares nothing: the stacks they leave serve the next. */
+    for (int i = 0; i < BURST; i++) {
+        CHECK_INT(0, em_spawn(one_shot, em_pid(em_self()), NULL));
+        em_term m;
+        CHECK_INT(0, em_receive(&m, 10000));
+    }
+    uint32_t m1 = stacks_mapped();
+    /* A burst of spawns that have not run yet (the budget is too large for
+     * the root to yield): after the first 64, each maps a stack ahead. */
+    em_pid_t pids[BURST];
+    for (int i = 0; i < BURST; i++)
+        CHECK_INT(0, em_spawn(count_and_wait, EM_NIL, &pids[i]));
+    uint32_t m2 = stacks_mapped();
+    int started = atomic_load(&started_count);
+    for (int i = 0; i < BURST; i++)
+        em_send(pids[i], EM_NIL);
+    print_message("stacks: %u mapped at first, %u after %d spawns that ended, %u after a burst of "
+                  "%d (%d of them started)\n",
+                  m0, m1, BURST, m2, BURST, started);
+#ifndef EMBER_SEPARATE_STACKS
+    if (m1 - m0 > 8)
+        CHECK_FAIL("%d children that each ended before the next spawn: expected at most 8 new "
+                   "stacks, got %u",
+                   BURST, m1 - m0);
+    if (m2 - m1 < BURST - 64)
+        CHECK_FAIL("a burst of %d spawns not yet run: expected at least %d stacks made ready, "
+                   "got %u",
+                   BURST, BURST - 64, m2 - m1);
+    CHECK_INT(0, started);
+#endif
+}
+
+static void test_spawn_burst_prepares_stacks(void **state)
+{
+    (void)state;
+    CHECK_RESET();
+    em_config c = check_config(1);
+    c.reductions = 1000000;   /* no yield in the burst */
+    c.time_slice_us = 0;      /* and no preemption */
+    assert_int_equal(em_run(&c, root_burst, EM_NIL), 0);
+    ASSERT_NO_CHECK_FAILURES();
+}
+
 /* At a small limit, slots freed on one scheduler serve spawns on another: a
  * spawn fails only when max_processes processes are really alive (review
  * finding: slots and table indices cached by the other scheduler were lost). */
@@ -998,6 +1074,7 @@ int main(void)
         cmocka_unit_test(test_computing_processes_spread),
         cmocka_unit_test(test_heap_mark_release),
         cmocka_unit_test(test_small_messages),
+        cmocka_unit_test(test_spawn_burst_prepares_stacks),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
