@@ -59,10 +59,16 @@ static void root_timer_to_dead(em_term arg)
     (void)arg;
     em_pid_t p;
     CHECK_INT(0, em_spawn(quick, EM_NIL, &p));
+    while (em_is_alive(p))
+        em_yield();
     CHECK_INT(0, em_send_after(5, p, em_str("late"), NULL));
-    em_sleep(20);
+    /* Look until the timer has fired, for at most 5 s. */
     em_system_info si;
-    CHECK_INT(0, em_system_info_get(&si));
+    int64_t t0 = em_now_ms();
+    do {
+        em_sleep(2);
+        CHECK_INT(0, em_system_info_get(&si));
+    } while (si.sends_to_dead < 1 && em_now_ms() - t0 < 5000);
     CHECK(si.sends_to_dead >= 1);
     /* A timer still pending when the runtime stops is freed with it. */
     CHECK_INT(0, em_send_after(100000, em_self(), em_str("never"), NULL));
@@ -132,7 +138,7 @@ static void test_names(void **state)
 static void sleeper(em_term arg)
 {
     (void)arg;
-    em_sleep(200);
+    em_sleep(60000);   /* killed by the root once it has looked */
 }
 
 static void root_info(em_term arg)
@@ -143,9 +149,14 @@ static void root_info(em_term arg)
     em_sleep(20);
     for (int i = 0; i < 3; i++)
         em_send(p, em_int(i));
-    em_sleep(5); /* each message woke the sleeper once; let it park again */
+    /* Each message woke the sleeper once: look until it has parked again, for
+     * at most 5 s (it took up to 4.5 ms under valgrind). */
     em_proc_info info;
-    CHECK_INT(0, em_process_info(p, &info));
+    int64_t t0 = em_now_ms();
+    do {
+        em_sleep(1);
+        CHECK_INT(0, em_process_info(p, &info));
+    } while (info.status != EM_WAITING && em_now_ms() - t0 < 5000);
     CHECK_INT(EM_WAITING, info.status);
     CHECK_STR("waiting", em_status_name(info.status));
     CHECK_INT(3, info.mailbox_len);
@@ -175,7 +186,7 @@ static void root_info(em_term arg)
     CHECK(sc.total_ns >= sc.busy_ns && sc.total_ns > 0);
     CHECK(sc.processes_run > 0);
     CHECK_INT(EM_ENOTFOUND, em_scheduler_info(2, &sc));
-    /* While this process sleeps, nothing runs: both schedulers are idle, and
+    /* While this process sleeps, nothing runs (the sleeper waits): both schedulers are idle, and
      * their figures must say so before they wake (a long sleep used to count
      * as busy until it ended). */
     em_sched_info a[2], b[2];
@@ -191,6 +202,7 @@ static void root_info(em_term arg)
                        "%.1f, expected under half",
                        i, busy / 1e6, total / 1e6);
     }
+    CHECK_INT(0, em_exit_pid(p, em_atom("kill")));
 }
 
 static void test_introspection(void **state)

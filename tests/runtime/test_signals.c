@@ -2,6 +2,7 @@
  * test_signals.c - links, monitors and exit signals, edge case by edge case, as
  * Erlang's reference manual describes them.
  */
+#include <sched.h>
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -87,10 +88,15 @@ static void root_normal_exit_does_not_kill(em_term arg)
     (void)arg;
     em_pid_t p;
     CHECK_INT(0, em_spawn(link_then_wait, em_atom("normal"), &p));
-    em_sleep(50);
-    CHECK(em_is_alive(p));
+    /* The link goes with the child once p has handled its exit signal: look
+     * until then, for at most 5 s (a stalled scheduler, or valgrind). */
     em_proc_info info;
-    CHECK_INT(0, em_process_info(p, &info));
+    int64_t t0 = em_now_ms();
+    do {
+        em_sleep(1);
+        CHECK_INT(0, em_process_info(p, &info));
+    } while (info.links != 0 && em_now_ms() - t0 < 5000);
+    CHECK(em_is_alive(p));
     CHECK_INT(0, info.links);   /* the link went with the child */
     char buf[64];
     CHECK_INT(0, em_monitor(p, NULL));
@@ -279,7 +285,9 @@ static void root_unlink(em_term arg)
     CHECK_INT(0, em_process_info(p, &info));
     CHECK_INT(0, info.links);
     CHECK_INT(0, em_exit_pid(p, em_atom("crash")));
-    em_sleep(30);   /* we would be dead by now if the link stood */
+    /* We would be dead by the time p is if the link stood. */
+    for (int64_t t0 = em_now_ms(); em_is_alive(p) && em_now_ms() - t0 < 5000;)
+        em_sleep(1);
     CHECK(!em_is_alive(p));
 }
 
@@ -562,9 +570,15 @@ static em_pid_t race_a, race_b;
 
 static void race_wait(atomic_int *v, int want)
 {
+    /* The OS thread gives its core up now and then too: when the two
+     * schedulers share one core (a neighbour holds the other), a spin that only
+     * yields to ember lasts until the kernel preempts it, and the test took
+     * 366 s instead of 2. */
     for (unsigned i = 0; atomic_load(v) < want && !atomic_load(&race_end); i++)
-        if ((i & 1023) == 1023)
+        if ((i & 1023) == 1023) {
             em_yield();
+            sched_yield();
+        }
 }
 
 static void race_linker(em_term arg)
