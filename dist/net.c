@@ -590,7 +590,14 @@ bool emi_dist_idle_poll(emi_sched *s, int64_t timeout_ns)
         }
         if (input) {
             emi_qsbr_quiescent(s);   /* online: we are about to touch processes */
+            /* Counted among the sleepers, this scheduler delivers as a thread
+             * outside the schedulers would: announced, so that another one
+             * does not take every mailbox meanwhile (sched/solo.c). seq_cst:
+             * before the first read of rt->solo; release: after the last
+             * delivery. */
+            atomic_fetch_add_explicit(&emi_rt_g->outside_ops, 1, memory_order_seq_cst);
             read_input();
+            atomic_fetch_sub_explicit(&emi_rt_g->outside_ops, 1, memory_order_release);
             emi_qsbr_offline(s);
         }
     }

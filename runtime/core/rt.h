@@ -448,7 +448,10 @@ void emi_preempt_request(emi_proc *p);
 void emi_solo_init(emi_rt *rt);
 void emi_solo_try(emi_rt *rt, emi_sched *s);    /* owner's loop: enter if it can */
 void emi_solo_leave(emi_rt *rt, emi_sched *s);  /* the owner, before it sleeps */
-void emi_solo_revoke(int v);                    /* any other thread: end it, wait */
+void emi_solo_revoke(int v, struct emi_sched *self);  /* rt->solo was v: end it or wait
+                                                         for its end (self: NULL outside
+                                                         the schedulers) */
+#define EMI_SOLO_REVOKING 0x10000                       /* in rt->solo: being ended */
 
 /* emi_mb_begin: a mailbox operation begins on the calling thread, whose
  * scheduler is s (NULL for other threads). True: it may read and write mailbox
@@ -465,7 +468,7 @@ static inline bool emi_mb_begin(struct emi_sched *s)
         atomic_fetch_add_explicit(&rt->outside_ops, 1, memory_order_seq_cst);
         v = atomic_load_explicit(&rt->solo, memory_order_seq_cst);
         if (v)
-            emi_solo_revoke(v);
+            emi_solo_revoke(v, NULL);
         return false;
     }
     /* Relaxed, and no fence before the read: a revoker's membarrier is the
@@ -479,7 +482,7 @@ static inline bool emi_mb_begin(struct emi_sched *s)
     if (v == s->id + 1)
         return true;
     if (__builtin_expect(v != 0, 0))
-        emi_solo_revoke(v);
+        emi_solo_revoke(v, s);
     return false;
 }
 

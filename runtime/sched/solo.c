@@ -17,8 +17,10 @@
  *
  * Leaving is done by whoever needs a mailbox: a scheduler that woke up, the
  * distribution thread, or the owner itself before it sleeps. Another thread
- * clears rt->solo and must then wait until the owner is outside any mailbox
- * operation it began in plain mode. The owner marks each operation in its
+ * marks rt->solo as being revoked (EMI_SOLO_REVOKING), waits until the owner is
+ * outside any mailbox operation it began in plain mode, and only then stores
+ * 0; a third thread that finds the mark waits for that 0, since until then
+ * its atomics could race with the owner's plain operation. The owner marks each operation in its
  * in_op flag with a plain store and then reads rt->solo, with no fence in
  * between (a fence would cost what the locked instruction did); the revoker
  * supplies the fence instead, on the owner's CPU, with membarrier(2): after
@@ -46,6 +48,16 @@
 #define SOLO_AFTER_TURNS 64
 
 static int membarrier(int cmd) { return (int)syscall(__NR_membarrier, cmd, 0, 0); }
+
+/* A wait's i-th turn: a pause, then the core given up, as the thread waited
+ * for may be off its CPU. */
+static void pause_or_yield(unsigned i)
+{
+    if (i < 256)
+        emi_cpu_relax();
+    else
+        sched_yield();
+}
 
 void emi_solo_init(emi_rt *rt)
 {
@@ -106,26 +118,45 @@ void emi_solo_leave(emi_rt *rt, emi_sched *s)
     s->solo_turns = 0;
 }
 
-void emi_solo_revoke(int v)
+void emi_solo_revoke(int v, emi_sched *self)
 {
     emi_rt *rt = emi_rt_g;
-    int seen = v;
-    /* seq_cst: the owner's next read of rt->solo after the barrier below sees 0. */
-    if (atomic_compare_exchange_strong_explicit(&rt->solo, &seen, 0, memory_order_seq_cst,
-                                                memory_order_relaxed))
-        /* Relaxed: a figure. */
-        atomic_fetch_add_explicit(&rt->solo_revokes, 1, memory_order_relaxed);
-    /* The owner's fence, run on its CPU: its in_op store before its read of
-     * rt->solo is now visible, or that read comes after our store. Registration
-     * was checked when the mode was allowed, so this cannot fail. */
-    if (membarrier(MEMBARRIER_CMD_PRIVATE_EXPEDITED) != 0)
-        emi_fatal("membarrier failed after it was registered");
-    emi_sched *o = rt->scheds[v - 1];
-    /* Acquire pairs with the owner's release as it ends an operation. */
-    for (unsigned i = 0; atomic_load_explicit(&o->in_op, memory_order_acquire); i++) {
-        if (i < 256)
-            emi_cpu_relax();
-        else
-            sched_yield();   /* the owner may be off its CPU mid-operation */
+    for (;;) {
+        if (v == 0)
+            return;
+        int owner = v & ~EMI_SOLO_REVOKING;
+        /* The owner, being revoked: atomic operations from now on, and no
+         * wait, as the revoker waits for this operation to end. */
+        if (self && owner == self->id + 1)
+            return;
+        if (!(v & EMI_SOLO_REVOKING)) {
+            /* seq_cst: the owner's next read of rt->solo after the barrier
+             * below sees the flag. Others that see it wait for the 0 below,
+             * not only for this store: until the owner is out of its plain
+             * operation, atomics would race with it. */
+            if (atomic_compare_exchange_strong_explicit(&rt->solo, &v, v | EMI_SOLO_REVOKING,
+                                                        memory_order_seq_cst, memory_order_seq_cst)) {
+                /* Relaxed: a figure. */
+                atomic_fetch_add_explicit(&rt->solo_revokes, 1, memory_order_relaxed);
+                /* The owner's fence, run on its CPU: its in_op store before its
+                 * read of rt->solo is now visible, or that read comes after our
+                 * store. Registration was checked when the mode was allowed. */
+                if (membarrier(MEMBARRIER_CMD_PRIVATE_EXPEDITED) != 0)
+                    emi_fatal("membarrier failed after it was registered");
+                emi_sched *o = rt->scheds[owner - 1];
+                /* Acquire pairs with the owner's release as it ends an operation. */
+                for (unsigned i = 0; atomic_load_explicit(&o->in_op, memory_order_acquire); i++)
+                    pause_or_yield(i);   /* the owner may be off its CPU mid-operation */
+                /* seq_cst (a release at least): whoever reads 0 sees what the
+                 * owner wrote, through our acquire above. */
+                atomic_store_explicit(&rt->solo, 0, memory_order_seq_cst);
+                return;
+            }
+            continue;   /* v is what the CAS found */
+        }
+        /* Another thread is revoking: wait until it is done. Acquire pairs
+         * with its store of 0. */
+        for (unsigned i = 0; (v = atomic_load_explicit(&rt->solo, memory_order_acquire)) & EMI_SOLO_REVOKING; i++)
+            pause_or_yield(i);
     }
 }

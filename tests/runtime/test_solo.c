@@ -109,6 +109,7 @@ static void test_pair_alone_enters_solo(void **state)
 #define PER_SENDER (20000 / SCALE)
 
 static atomic_long burned;
+static bool churn_expect_mode;
 
 /* Computes for a while in short slices, then tells the collector. */
 static void burner(em_term arg)
@@ -189,7 +190,13 @@ static void root_churn(em_term arg)
      * can begin), then two burners and two senders (it wakes, steals some, and
      * must end the mode before it touches a mailbox). */
     for (int r = 0; r < ROUNDS; r++) {
-        exchange(e, 0, 5000 / SCALE + 100);
+        /* Until the mode has begun once more, for at most 100 steps. */
+        uint64_t before = sys_info().solo_entries;
+        for (int step = 0; step < 100; step++) {
+            exchange(e, 0, 1000 / SCALE + 50);
+            if (sys_info().solo_entries != before)
+                break;
+        }
         for (int k = 0; k < 2; k++) {
             CHECK_INT(0, em_spawn(burner, em_pid(c), NULL));
             CHECK_INT(0, em_spawn(sender, EM_ARR(em_pid(c), em_int(r * 2 + k)), NULL));
@@ -205,7 +212,7 @@ static void root_churn(em_term arg)
     print_message("churn: solo mode entered %llu times, revoked %llu, %ld burners\n", ent, rev,
                   atomic_load(&burned));
     CHECK_INT(ROUNDS * 2, atomic_load(&burned));
-    if (b.solo_available && (ent == 0 || rev == 0))
+    if (churn_expect_mode && b.solo_available && (ent == 0 || rev == 0))
         CHECK_FAIL("expected solo mode to begin and be revoked in %d rounds: began %llu, "
                    "revoked %llu",
                    ROUNDS, ent, rev);
@@ -214,7 +221,13 @@ static void root_churn(em_term arg)
 static void test_wakes_end_solo_and_lose_nothing(void **state)
 {
     (void)state;
+    churn_expect_mode = true;
     run_root(2, root_churn);
+    /* Four schedulers on this machine's two cores: two or three threads may
+     * end the mode at once, the case where a third must wait for the end of a
+     * revocation that another began. The mode may not begin at all. */
+    churn_expect_mode = false;
+    run_root(4, root_churn);
 }
 
 /* ----------------------------------------- a timer on the sleeping side */
