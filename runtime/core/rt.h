@@ -497,6 +497,27 @@ static inline void emi_mb_end(struct emi_sched *s)
     atomic_store_explicit(&s->in_op, 0, memory_order_release);
 }
 
+/* emi_mb_cas: a compare-and-swap of a mailbox word between emi_mb_begin and
+ * emi_mb_end, plain when emi_mb_begin allowed it. seq_cst otherwise: parks,
+ * senders' pushes and timers' wakes agree on one order of the SLEEP
+ * transitions. On failure *expected holds what the word held. */
+static inline bool emi_mb_cas(_Atomic(struct emi_block *) *word, struct emi_block **expected,
+                              struct emi_block *desired, bool plain)
+{
+    if (!plain)
+        return atomic_compare_exchange_strong_explicit(word, expected, desired,
+                                                       memory_order_seq_cst, memory_order_seq_cst);
+    /* Relaxed: no other thread touches the word in solo mode, and ending the
+     * mode orders these for the others (sched/solo.c). */
+    struct emi_block *cur = atomic_load_explicit(word, memory_order_relaxed);
+    if (cur != *expected) {
+        *expected = cur;
+        return false;
+    }
+    atomic_store_explicit(word, desired, memory_order_relaxed);
+    return true;
+}
+
 /* sched/sched.c */
 void emi_ready(emi_proc *p);                        /* make runnable (any thread) */
 /* emi_ready_on: the same, s being the calling thread's scheduler or NULL

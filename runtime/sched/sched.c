@@ -336,45 +336,23 @@ static inline __attribute__((always_inline)) void park(emi_sched *s, emi_proc *p
     /* Read before the CAS: once parked, the process belongs to whoever wakes it. */
     bool timed = p->wait_timer_slot != 0;
     atomic_store_explicit(&p->status, EM_WAITING, memory_order_relaxed);
-    if (emi_mb_begin(s)) {
-        /* Solo mode (solo.c): no sender or timer on another thread can race.
-         * Relaxed: ending the mode orders these for the others. */
-        if (atomic_load_explicit(&p->inbox, memory_order_relaxed) == NULL) {
-            atomic_store_explicit(&p->inbox, EMI_INBOX_SLEEP, memory_order_relaxed);
-            /* A timer that fired already found no SLEEP to take: it fired on
-             * this thread, or on one that ended the mode first and will find
-             * SLEEP once this operation is over. */
-            if (!timed || !atomic_load_explicit(&p->timeout_fired, memory_order_relaxed)) {
-                emi_mb_end(s);
-                return;
-            }
-            atomic_store_explicit(&p->inbox, NULL, memory_order_relaxed);
-        }
-        emi_mb_end(s);
-    } else {
-        /* seq_cst: the park, the senders' pushes and the timer's wake must agree
-         * on one order of the SLEEP transitions. */
-        bool parked = atomic_compare_exchange_strong_explicit(&p->inbox, &e, EMI_INBOX_SLEEP,
-                                                              memory_order_seq_cst,
-                                                              memory_order_seq_cst);
-        if (parked) {
-            /* A flag left from an earlier wait can only cause a spurious wake,
-             * which receive absorbs by parking again. */
-            if (!timed || !atomic_load_explicit(&p->timeout_fired, memory_order_seq_cst)) {
-                emi_mb_end(s);
-                return;
-            }
-            /* The timer fired before we parked and could not wake us: do it
-             * here, unless a sender has already. */
-            e = EMI_INBOX_SLEEP;
-            if (!atomic_compare_exchange_strong_explicit(&p->inbox, &e, NULL, memory_order_seq_cst,
-                                                         memory_order_seq_cst)) {
-                emi_mb_end(s);
-                return;
-            }
-        }
-        emi_mb_end(s);
+    /* Plain in solo mode (solo.c); there, a timer that fired already fired on
+     * this thread, or on one that ended the mode first and finds SLEEP once
+     * this operation is over. */
+    bool plain = emi_mb_begin(s);
+    bool wake = true;
+    if (emi_mb_cas(&p->inbox, &e, EMI_INBOX_SLEEP, plain)) {
+        /* A flag left from an earlier wait can only cause a spurious wake,
+         * which receive absorbs by parking again. The timer fired before we
+         * parked and could not wake us: do it here, unless a sender has
+         * already. */
+        e = EMI_INBOX_SLEEP;
+        wake = timed && atomic_load_explicit(&p->timeout_fired, memory_order_seq_cst) &&
+               emi_mb_cas(&p->inbox, &e, NULL, plain);
     }
+    emi_mb_end(s);
+    if (!wake)
+        return;
     atomic_store_explicit(&p->status, EM_RUNNABLE, memory_order_relaxed);
     emi_ready(p);
 }

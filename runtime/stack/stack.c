@@ -190,6 +190,15 @@ static void save_image(emi_proc *r, emi_xstack *x)
  * Round robin: with as many stacks as processes that take turns (a ring of a
  * thousand), nobody's frames ever need copying. A stack not mapped yet is mapped
  * if may_map, else NULL is returned. */
+/* Map x, one of s's stacks, and count it (em_scheduler_info). */
+static int map_own_stack(emi_sched *s, emi_xstack *x)
+{
+    int rc = map_stack(x, emi_rt_g->cfg.stack_size);
+    if (rc == 0)
+        emi_stat_add(&s->stat_stacks, 1);
+    return rc;
+}
+
 static emi_xstack *next_stack(emi_sched *s, bool may_map)
 {
     /* A stack that a process ended on here is better still: its top lines are
@@ -202,15 +211,14 @@ static emi_xstack *next_stack(emi_sched *s, bool may_map)
     if (!x->map) {
         if (!may_map)
             return NULL;
-        if (map_stack(x, emi_rt_g->cfg.stack_size) != 0) {
+        if (map_own_stack(s, x) != 0) {
             x = &s->stacks[0];
-            if (!x->map && map_stack(x, emi_rt_g->cfg.stack_size) != 0) {
+            if (!x->map && map_own_stack(s, x) != 0) {
                 emi_fatal("cannot map an execution stack");
             }
         } else if (s->next_stack == s->nmapped) {
             s->nmapped++;
         }
-        emi_stat_add(&s->stat_stacks, 1);
     }
     s->next_stack++;
     return x;
@@ -251,19 +259,16 @@ void emi_stack_prepare(emi_sched *s)
         return;
     emi_xstack *x = &s->stacks[s->nmapped];
     if (!x->map) {
-        if (map_stack(x, emi_rt_g->cfg.stack_size) != 0)
+        if (map_own_stack(s, x) != 0)
             return;   /* the first run tries again, and says so if it fails */
-        emi_stat_add(&s->stat_stacks, 1);
         /* The page of the boot frame and the first calls, and the one below
          * when the top sits within 1 KiB of its page's start (colouring puts
-         * it anywhere in the last page). Written, not populated with madvise:
-         * on this guest a populated page still costs about 5 µs at its first
-         * write, when the host maps it. */
-        size_t page = (size_t)sysconf(_SC_PAGESIZE);
+         * it anywhere in the last page); both writes land in one page
+         * otherwise. Written, not populated with madvise: on this guest a
+         * populated page still costs about 5 µs at its first write, when the
+         * host maps it. */
         *(volatile unsigned char *)(x->hi - 1) = 0;
-        unsigned char *below = x->hi - 1024;
-        if (((uintptr_t)below & ~(uintptr_t)(page - 1)) != ((uintptr_t)(x->hi - 1) & ~(uintptr_t)(page - 1)))
-            *(volatile unsigned char *)below = 0;
+        *(volatile unsigned char *)(x->hi - 1024) = 0;
     }
     s->nmapped++;
 }

@@ -233,17 +233,7 @@ __attribute__((noinline)) static void run_pending(emi_timers *t, uint64_t next, 
             atomic_store_explicit(&p->timeout_fired, 1, memory_order_seq_cst);
             emi_block *sleep = EMI_INBOX_SLEEP;
             emi_sched *self = emi_sched_self();
-            bool woke;
-            if (emi_mb_begin(self)) {
-                /* Solo mode (sched/solo.c): plain, as no other thread races. */
-                woke = atomic_load_explicit(&p->inbox, memory_order_relaxed) == sleep;
-                if (woke)
-                    atomic_store_explicit(&p->inbox, NULL, memory_order_relaxed);
-            } else {
-                woke = atomic_compare_exchange_strong_explicit(&p->inbox, &sleep, NULL,
-                                                               memory_order_seq_cst,
-                                                               memory_order_seq_cst);
-            }
+            bool woke = emi_mb_cas(&p->inbox, &sleep, NULL, emi_mb_begin(self));
             emi_mb_end(self);
             if (woke)
                 emi_ready(p);
