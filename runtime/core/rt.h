@@ -26,7 +26,9 @@
 
 #define EMI_CACHELINE 64
 #define EMI_RUNQ_SIZE 256          /* local run queue slots (a power of two) */
-#define EMI_LIFO_SIZE 256          /* local last-in-first-out slots (a power of two) */
+#define EMI_LIFO_SIZE 1024         /* local last-in-first-out slots (a power of two);
+                                      the LIFO's 10 ms turns in a spawn tree grow it
+                                      past 256 now and then (sched.c) */
 #define EMI_STACKS_PER_NODE 16384  /* execution stacks shared out among schedulers: each
                                       costs two of the 65,530 map entries, and only
                                       the pages a process touched */

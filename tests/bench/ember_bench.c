@@ -7,7 +7,9 @@
  *   ember-bench dist N | distbulk N     (two nodes on loopback: bench_dist.c)
  * Options: -s SCHEDULERS (default: one per core); -w BUSY_WAIT_US, the nodes' busy
  * wait for dist and distbulk (em_dist_config; default 1,000); -H RING_HOPS, the
- * ring's hops (default 1,000,000, as in the anchor).
+ * ring's hops (default 1,000,000, as in the anchor); -v, after the timed part, a
+ * line per scheduler on stderr (stacks mapped, runs, steals) and one for solo mode,
+ * to tell a slow run's cause from the machine's noise.
  */
 #include <stdatomic.h>
 #include <stdio.h>
@@ -42,6 +44,28 @@ static long rss_kb(void)
             kb = strtol(line + 6, NULL, 10);
     fclose(f);
     return kb;
+}
+
+static int verbose;
+
+/* -v: what the schedulers did, on stderr so the anchors' line stays alone on stdout. */
+static void report(void)
+{
+    if (!verbose)
+        return;
+    em_system_info si;
+    if (em_system_info_get(&si) == 0)
+        fprintf(stderr, "  solo: entries=%llu revocations=%llu available=%d\n",
+                (unsigned long long)si.solo_entries, (unsigned long long)si.solo_revocations,
+                (int)si.solo_available);
+    for (int i = 0; i < si.schedulers; i++) {
+        em_sched_info in;
+        if (em_scheduler_info(i, &in) == 0)
+            fprintf(stderr, "  scheduler %d: stacks_mapped=%u runs=%llu steals=%llu busy=%.0f%%\n", i,
+                    in.stacks_mapped, (unsigned long long)in.processes_run,
+                    (unsigned long long)in.steals,
+                    in.total_ns ? 100.0 * (double)in.busy_ns / (double)in.total_ns : 0.0);
+    }
 }
 
 static void check(int rc, const char *what)
@@ -86,6 +110,7 @@ static void bench_spawn(em_term arg)
     printf("spawn n=%ld us_total=%llu ns_per_spawn=%llu bytes_per_proc=%ld\n", n,
            (unsigned long long)(t1 - t0), (unsigned long long)((t1 - t0) * 1000 / (uint64_t)n),
            (r1 - r0) * 1024 / n);
+    report();
 }
 
 /* ---------------------------------------------------------------- skynet */
@@ -128,6 +153,7 @@ static void bench_skynet(em_term arg)
     uint64_t t1 = now_us();
     printf("skynet n=%ld sum=%lld us_total=%llu\n", param_n, (long long)sum,
            (unsigned long long)(t1 - t0));
+    report();
 }
 
 /* ------------------------------------------------------------------ ring */
@@ -181,6 +207,7 @@ static void bench_ring(em_term arg)
     printf("ring n=%ld hops=%ld us_build=%llu us_hops=%llu ns_per_hop=%llu\n", param_n, ring_hops,
            (unsigned long long)(t1 - t0), (unsigned long long)(t2 - t1),
            (unsigned long long)((t2 - t1) * 1000 / (uint64_t)ring_hops));
+    report();
     /* Nodes between the first and the one that saw 0 still wait, as in the
      * anchor: stop the node rather than collect them. */
     em_halt(0);
@@ -220,6 +247,7 @@ static void bench_pingpong(em_term arg)
     em_send(p, a_stop);
     printf("pingpong roundtrips=%ld us_total=%llu ns_per_roundtrip=%llu\n", param_n,
            (unsigned long long)(t1 - t0), (unsigned long long)((t1 - t0) * 1000 / (uint64_t)param_n));
+    report();
 }
 
 /* ------------------------------------------------------------------ link */
@@ -290,7 +318,7 @@ static void bench_monitor(em_term arg)
 
 static int usage(void)
 {
-    fprintf(stderr, "usage: ember-bench [-s SCHEDULERS] [-H RING_HOPS] spawn|skynet|ring|pingpong|link|monitor N\n"
+    fprintf(stderr, "usage: ember-bench [-v] [-s SCHEDULERS] [-H RING_HOPS] spawn|skynet|ring|pingpong|link|monitor N\n"
                     "       ember-bench [-s SCHEDULERS] [-w BUSY_WAIT_US] dist|distbulk N\n"
                     "       ember-bench [-s SCHEDULERS] all [N]\n");
     return 2;
@@ -330,13 +358,15 @@ static int run_one(const char *name, long n, int scheds)
 int main(int argc, char **argv)
 {
     int scheds = 0, opt;
-    while ((opt = getopt(argc, argv, "s:w:H:")) != -1) {
+    while ((opt = getopt(argc, argv, "s:w:H:v")) != -1) {
         if (opt == 's')
             scheds = atoi(optarg);
         else if (opt == 'w')
             busy_wait_us = atoi(optarg);
         else if (opt == 'H' && atol(optarg) > 0)
             ring_hops = atol(optarg);
+        else if (opt == 'v')
+            verbose = 1;
         else
             return usage();
     }
