@@ -454,6 +454,18 @@ void emi_solo_revoke(int v, struct emi_sched *self);  /* rt->solo was v: end it 
                                                          for its end (self: NULL outside
                                                          the schedulers) */
 #define EMI_SOLO_REVOKING 0x10000                       /* in rt->solo: being ended */
+/* A test knob, EMBER_SOLO_LINGER=N: in each plain operation, the owner pauses
+ * N times between reading a mailbox word and writing it, so that a thread that
+ * ends the mode too early (before the owner's operation is over) makes it
+ * write over that thread's change (tests/runtime/test_solo.c). 0 normally;
+ * written only while no scheduler runs. */
+extern unsigned emi_solo_linger;
+void emi_solo_linger_now(void);
+static inline void emi_solo_linger_maybe(void)
+{
+    if (__builtin_expect(emi_solo_linger != 0, 0))
+        emi_solo_linger_now();
+}
 
 /* emi_mb_begin: a mailbox operation begins on the calling thread, whose
  * scheduler is s (NULL for other threads). True: it may read and write mailbox
@@ -516,6 +528,7 @@ static inline bool emi_mb_cas(_Atomic(struct emi_block *) *word, struct emi_bloc
         *expected = cur;
         return false;
     }
+    emi_solo_linger_maybe();
     atomic_store_explicit(word, desired, memory_order_relaxed);
     return true;
 }

@@ -78,6 +78,7 @@ static inline __attribute__((always_inline)) int deliver(emi_sched *self, emi_pr
         if (plain) {
             /* Relaxed: no other thread reads it before solo mode ends, and
              * ending it orders this store for them. */
+            emi_solo_linger_maybe();
             atomic_store_explicit(&p->inbox, word, memory_order_relaxed);
             break;
         }

@@ -59,6 +59,14 @@ static void pause_or_yield(unsigned i)
         sched_yield();
 }
 
+unsigned emi_solo_linger;
+
+void emi_solo_linger_now(void)
+{
+    for (unsigned i = 0; i < emi_solo_linger; i++)
+        emi_cpu_relax();
+}
+
 void emi_solo_init(emi_rt *rt)
 {
     atomic_store_explicit(&rt->solo, 0, memory_order_relaxed);
@@ -66,6 +74,8 @@ void emi_solo_init(emi_rt *rt)
     atomic_store_explicit(&rt->solo_entries, 0, memory_order_relaxed);
     atomic_store_explicit(&rt->solo_revokes, 0, memory_order_relaxed);
     rt->solo_ok = false;
+    const char *linger = getenv("EMBER_SOLO_LINGER");
+    emi_solo_linger = linger ? (unsigned)strtoul(linger, NULL, 10) : 0;
     /* valgrind runs one thread at a time and does not know membarrier; the
      * environment variable is for measuring with and without. */
     const char *off = getenv("EMBER_NO_SOLO");

@@ -239,6 +239,75 @@ static void test_wakes_end_solo_and_lose_nothing(void **state)
     run_root(4, root_churn);
 }
 
+/* ------------- an owner caught mid-operation by several threads at once */
+
+#define FLOODERS 3
+
+/* Numbered round trips with the echo that the root is exchanging with, so
+ * that a thread that wakes for it writes the very mailbox word the owner of
+ * the mode is writing with plain stores; then tells the root. */
+static void flooder(em_term arg)
+{
+    em_pid_t e, root;
+    em_get_pid(em_at(arg, 0), &e);
+    em_get_pid(em_at(arg, 1), &root);
+    exchange(e, 0, 2000 / SCALE + 20);
+    em_send(root, em_atom("done"));
+}
+
+static void root_contend(em_term arg)
+{
+    (void)arg;
+    em_system_info a = sys_info();
+    em_pid_t e;
+    CHECK_INT(0, em_spawn(echo, EM_NIL, &e));
+    long i = 0;
+    for (int r = 0; r < ROUNDS; r++) {
+        /* A lone exchange until the mode has begun once more (at most 100
+         * steps), then flooders woken on the other schedulers while the
+         * exchange goes on. */
+        em_system_info si = sys_info();
+        for (int step = 0; step < (si.solo_available ? 100 : 1) && sys_info().solo_entries == si.solo_entries;
+             step++, i += 200)
+            exchange(e, i, 200);
+        for (int k = 0; k < FLOODERS; k++)
+            CHECK_INT(0, em_spawn(flooder, EM_ARR(em_pid(e), em_pid(em_self())), NULL));
+        int done = 0;
+        while (done < FLOODERS && !check_failed) {
+            em_mark mk = em_heap_mark();
+            exchange(e, i, 20);
+            i += 20;
+            em_term m;
+            while (done < FLOODERS && em_receive_if(&m, 0, is_done, NULL) == 0)
+                done++;
+            em_heap_release(mk);
+        }
+    }
+    em_send(e, em_atom("stop"));
+    em_system_info b = sys_info();
+    print_message("contend: solo mode entered %llu times, revoked %llu\n",
+                  (unsigned long long)(b.solo_entries - a.solo_entries),
+                  (unsigned long long)(b.solo_revocations - a.solo_revocations));
+}
+
+/* The owner lingers inside each plain operation (EMBER_SOLO_LINGER, read when
+ * the runtime starts), so the threads that wake and end the mode nearly always
+ * find it mid-operation, on the echo's mailbox word that they are about to
+ * write too; with 3 or 4 schedulers on two cores, two or three of them at
+ * once, the case where one must wait for the end of a revocation that another
+ * began. A revoker, or a third thread, that went on before the owner was out
+ * of its operation would lose a message here, and a round trip would wait in
+ * vain. */
+static void test_lingering_owner_meets_wakers(void **state)
+{
+    (void)state;
+    assert_int_equal(setenv("EMBER_SOLO_LINGER", "200", 1), 0);
+    run_root(2, root_contend);
+    run_root(3, root_contend);
+    run_root(4, root_contend);
+    unsetenv("EMBER_SOLO_LINGER");
+}
+
 /* ----------------------------------------- a timer on the sleeping side */
 
 /* Sleeps in short naps: its timers fire on whichever scheduler armed them, a
@@ -290,6 +359,7 @@ int main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_pair_alone_enters_solo),
         cmocka_unit_test(test_wakes_end_solo_and_lose_nothing),
+        cmocka_unit_test(test_lingering_owner_meets_wakers),
         cmocka_unit_test(test_timeouts_across_solo),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
