@@ -245,8 +245,17 @@ static void peer_event(emi_peer *pr, uint16_t ev, uint32_t val)
     case ZMQ_EVENT_HANDSHAKE_FAILED_AUTH:
     case ZMQ_EVENT_HANDSHAKE_FAILED_PROTOCOL:
     case ZMQ_EVENT_HANDSHAKE_FAILED_NO_DETAIL:
-        emi_dist_log(1, "node %.*s refused us: %s", (int)pr->len, pr->name,
-                     emi_dist_g.cfg.trust == EM_TRUST_COOKIE ? "check the cookie" : "check the keyring");
+        /* Without detail, the other side closed the connection during the
+         * handshake: a node with another cookie does that, and so does one
+         * that is stopping, so the line names both. */
+        if (ev == ZMQ_EVENT_HANDSHAKE_FAILED_NO_DETAIL)
+            emi_dist_log(1, "node %.*s broke off the handshake: it may be stopping, or %s",
+                         (int)pr->len, pr->name,
+                         emi_dist_g.cfg.trust == EM_TRUST_COOKIE ? "its cookie differs from ours"
+                                                                 : "our keys do not match");
+        else
+            emi_dist_log(1, "node %.*s refused us: %s", (int)pr->len, pr->name,
+                         emi_dist_g.cfg.trust == EM_TRUST_COOKIE ? "check the cookie" : "check the keyring");
         emi_peer_down(pr, "the handshake failed");
         break;
     default:

@@ -539,6 +539,10 @@ void em_dist_config_init(em_dist_config *c);
  * which), EM_ENOTFOUND for a missing keyring or cookie file. Process only. The
  * node stops with the runtime (peers are told), or with em_dist_stop. */
 int em_dist_start(const em_dist_config *c);
+/* em_dist_stop says goodbye to the peers and stops the node's thread and its
+ * processes; the runtime goes on, local only. From a process or any other
+ * thread; EM_ESTATE if distribution is not running. It cannot be started again
+ * in the same runtime. */
 int em_dist_stop(void);
 /* em_node: this node's name as an atom ('nonode@nohost' before em_dist_start);
  * em_node_of: the node of a pid; em_node_port: the port this node listens on. */
