@@ -132,25 +132,71 @@ expect_out "^processes +[0-9]+$" "system: process count"
 ctl "${node[@]}" system --json
 expect_json "j['node'] == '$N' and j['processes'] >= 3 and 'uptime_ms' in j" "system --json"
 
-# ---- --cookie is wiped from the command line: look while ember-ctl waits for
-# a port where nothing listens (it probes after a second).
-dead=$(free_port)
-"$CTL" --node "cmds@127.0.0.1:$dead" --cookie very-secret-value --timeout 3000 ping >/dev/null 2>&1 &
-cpid=$!
-children+=("$cpid")
-sleep 0.3
-if [ -r "/proc/$cpid/cmdline" ]; then
-    if tr '\0' ' ' <"/proc/$cpid/cmdline" | grep -q very-secret-value; then
-        fail "--cookie is still visible in /proc/PID/cmdline"
-    elif tr '\0' ' ' <"/proc/$cpid/cmdline" | grep -q -- --cookie; then
-        ok "--cookie's value is wiped from /proc/PID/cmdline"
-    else
-        fail "cannot read ember-ctl's command line to check --cookie"
+# ---- --cookie is wiped from the command line: look while ember-ctl is still
+# running. It must not end before we have looked, whatever the machine's load,
+# so it dials a port of our own that accepts connections (the kernel completes
+# them from the listen backlog) but never answers ZeroMQ's greeting: ember-ctl
+# then keeps waiting until the handshake is given up (10.5 s in a run here)
+# instead of ending at its probe a second in, as it does on a port where
+# nothing listens. The listener binds port 0 itself and holds it, so no other
+# process can take the port meanwhile.
+mute_file="$work/mute.port"
+python3 -c '
+import socket, time
+s = socket.socket()
+s.bind(("127.0.0.1", 0))
+s.listen(64)
+print(s.getsockname()[1], flush=True)
+time.sleep(600)
+' >"$mute_file" 2>"$work/mute.err" &
+mute_pid=$!
+children+=("$mute_pid")
+mute=
+for ((i = 0; i < CTL_WAIT * 10; i++)); do
+    # Only a whole line (its newline written) is a whole port number.
+    if [ "$(wc -l <"$mute_file" 2>/dev/null)" -ge 1 ] 2>/dev/null; then
+        mute=$(head -n1 "$mute_file")
+        break
     fi
+    kill -0 "$mute_pid" 2>/dev/null || break
+    sleep 0.1
+done
+if [ -z "$mute" ]; then
+    fail "--cookie check: the silent listener did not report its port: $(cat "$work/mute.err")"
 else
-    fail "ember-ctl ended before its command line could be read"
+    "$CTL" --node "cmds@127.0.0.1:$mute" --cookie very-secret-value --timeout 60000 ping >/dev/null 2>&1 &
+    cpid=$!
+    children+=("$cpid")
+    # ember-ctl wipes the value as it parses its arguments, just after it
+    # starts; poll for that (for at least 10 s) instead of looking once after a
+    # fixed sleep, which a slow start could outlast. A process that has ended
+    # stays a zombie until waited for, with an empty command line: /proc's
+    # state letter tells it apart from one still running.
+    seen="(not read yet)"
+    verdict=late
+    end=$((SECONDS + 11))
+    while [ "$SECONDS" -lt "$end" ]; do
+        state=$(sed -n 's/^[0-9]* (.*) \([A-Z]\).*/\1/p' "/proc/$cpid/stat" 2>/dev/null)
+        if [ -z "$state" ] || [ "$state" = Z ] || [ "$state" = X ]; then
+            verdict=ended
+            break
+        fi
+        seen=$({ tr '\0' ' ' <"/proc/$cpid/cmdline"; } 2>/dev/null)
+        if grep -q -- --cookie <<<"$seen" && ! grep -q very-secret-value <<<"$seen"; then
+            verdict=wiped
+            break
+        fi
+        sleep 0.1
+    done
+    case $verdict in
+    wiped) ok "--cookie's value is wiped from /proc/PID/cmdline" ;;
+    ended) fail "ember-ctl ended before its command line showed --cookie without its value; last seen: $seen" ;;
+    *) fail "after 10 s, /proc/PID/cmdline of ember-ctl: expected --cookie without its value, saw: $seen" ;;
+    esac
+    { kill -KILL "$cpid"; wait "$cpid"; } 2>/dev/null
 fi
-wait "$cpid" 2>/dev/null
+# Braces: bash reports a killed job on the shell's own stderr.
+{ kill -KILL "$mute_pid"; wait "$mute_pid"; } 2>/dev/null
 
 # ---- stop: the node ends (status 0), and is unreachable afterwards
 ctl "${node[@]}" stop

@@ -619,6 +619,10 @@ static void test_remote_registered_names(void **state)
 #define MESH_B "mesh_b@127.0.0.1"
 #define MESH_C "mesh_c@127.0.0.1"
 #define MESH_H "mesh_h@127.0.0.1"
+/* How long a node waits for the mesh to form before it checks its lists, and
+ * (with room for the other checks) how long the test waits for its answer. */
+#define MESH_WAIT_MS 20000
+#define MESH_CHECKED_MS (MESH_WAIT_MS + 10000)
 
 /* Checks that the visible (or hidden) list is exactly the given nodes. */
 static void check_nodes_exactly(bool hidden, const char *const *names, size_t n)
@@ -682,10 +686,17 @@ static void role_mesh(em_term arg)
             want = c_sees, nw = 2;
         else
             want = h_sees, nw = 1;
-        /* The mesh forms in the background: give it two seconds. */
+        /* The mesh forms in the background, so wait (one deadline for every
+         * node awaited) until each expected node is listed before checking the
+         * lists exactly. Two seconds were tight under ThreadSanitizer on a
+         * loaded machine; MESH_WAIT_MS is generous, and only a mesh that never
+         * forms uses it up. B also waits for the hidden node it should list. */
+        int64_t deadline = dh_now_ms() + MESH_WAIT_MS;
         for (size_t i = 0; i < nw; i++)
-            if (!dh_wait_listed(em_atom(want[i]), false, true, 2000))
+            if (!dh_wait_listed(em_atom(want[i]), false, true, deadline - dh_now_ms()))
                 break;
+        if (strcmp(dh_me.name, MESH_B) == 0)
+            dh_wait_listed(em_atom(MESH_H), true, true, deadline - dh_now_ms());
         check_nodes_exactly(false, want, nw);
         if (strcmp(dh_me.name, MESH_B) == 0)
             check_nodes_exactly(true, b_hidden, 1);
@@ -724,7 +735,7 @@ static void test_mesh_and_hidden_nodes(void **state)
     dh_child *all[] = {&c, &a, &b, &h};
     for (int i = 0; i < 4; i++) {
         dh_say(all[i], "check");
-        dh_expect(all[i], "checked", NULL, 0, 10000);
+        dh_expect(all[i], "checked", NULL, 0, MESH_CHECKED_MS);
     }
     for (int i = 0; i < 4; i++)
         dh_say(all[i], "stop");

@@ -17,6 +17,7 @@
 #include <setjmp.h>
 #include <signal.h>
 #include <stdarg.h>
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 #include <stdio.h>
@@ -296,43 +297,71 @@ static inline void track_daemon(pid_t pid, int add)
 static int daemon_nofile_limit;
 
 /* Starts ember-epmd with the given flags (a NULL-terminated list, after which
- * "-port <port>" is added unless no_port) and waits until it answers. With
- * port 0 a free port is picked; should another process take it first (the
- * daemon then exits at once), another is tried. */
+ * "-port <port>" is added unless no_port) on port (a free one if 0) and waits
+ * until it answers: true, with the daemon in *out. The port was only free a
+ * moment ago, so another process may take it before the daemon binds it; the
+ * daemon then exits at once, and this returns false (the daemon reaped) for
+ * the caller to try another port. Watching for that exit while waiting, rather
+ * than only for the port to answer, is what lets the caller retry: a taken
+ * port that nobody listens on would never answer. Fails the test if the daemon
+ * neither answers nor exits within 5 s. */
+static inline bool try_start_daemon_args(int no_port, uint16_t port, const char *const *flags,
+                                         daemon_proc *out)
+{
+    daemon_proc d = {.port = port ? port : free_port()};
+    char portbuf[8];
+    snprintf(portbuf, sizeof portbuf, "%u", d.port);
+    const char *argv[32];
+    int argc = 0;
+    argv[argc++] = EMBER_EPMD_BIN;
+    for (int i = 0; flags && flags[i] && argc < 28; i++)
+        argv[argc++] = flags[i];
+    if (!no_port) {
+        argv[argc++] = "-port";
+        argv[argc++] = portbuf;
+    }
+    argv[argc] = NULL;
+    d.pid = fork();
+    if (d.pid == 0) {
+        if (daemon_nofile_limit > 0) {
+            struct rlimit rl = {.rlim_cur = (rlim_t)daemon_nofile_limit,
+                                .rlim_max = (rlim_t)daemon_nofile_limit};
+            setrlimit(RLIMIT_NOFILE, &rl);
+        }
+        execv(EMBER_EPMD_BIN, (char **)argv);
+        _exit(127);
+    }
+    track_daemon(d.pid, 1);
+    long long end = test_now_ms() + 5000;
+    for (;;) {
+        int st;
+        if (waitpid(d.pid, &st, WNOHANG) == d.pid) {
+            track_daemon(d.pid, 0);
+            print_message("ember-epmd on port %u exited at once (wait status %d)\n", d.port, st);
+            return false;
+        }
+        if (port_answers(d.port)) {
+            *out = d;
+            return true;
+        }
+        if (test_now_ms() > end) {
+            print_error("port %u: expected ember-epmd to answer there within 5 s\n", d.port);
+            fail();
+        }
+        sleep_ms(10);
+    }
+}
+
+/* try_start_daemon_args that fails the test if the daemon does not come up;
+ * with port 0 it tries up to six free ports. */
 static inline daemon_proc start_daemon_args(int no_port, uint16_t port, const char *const *flags)
 {
+    daemon_proc d;
     for (int attempt = 0;; attempt++) {
-        daemon_proc d = {.port = port ? port : free_port()};
-        char portbuf[8];
-        snprintf(portbuf, sizeof portbuf, "%u", d.port);
-        const char *argv[32];
-        int argc = 0;
-        argv[argc++] = EMBER_EPMD_BIN;
-        for (int i = 0; flags && flags[i] && argc < 28; i++)
-            argv[argc++] = flags[i];
-        if (!no_port) {
-            argv[argc++] = "-port";
-            argv[argc++] = portbuf;
-        }
-        argv[argc] = NULL;
-        d.pid = fork();
-        if (d.pid == 0) {
-            if (daemon_nofile_limit > 0) {
-                struct rlimit rl = {.rlim_cur = (rlim_t)daemon_nofile_limit,
-                                    .rlim_max = (rlim_t)daemon_nofile_limit};
-                setrlimit(RLIMIT_NOFILE, &rl);
-            }
-            execv(EMBER_EPMD_BIN, (char **)argv);
-            _exit(127);
-        }
-        track_daemon(d.pid, 1);
-        wait_port(d.port, 1);
-        int st;
-        if (waitpid(d.pid, &st, WNOHANG) != d.pid)
+        if (try_start_daemon_args(no_port, port, flags, &d))
             return d;
-        track_daemon(d.pid, 0);
         if (port || attempt == 5) {
-            print_error("ember-epmd on port %u exited at once (wait status %d)\n", d.port, st);
+            print_error("ember-epmd did not come up (it exited at once)\n");
             fail();
         }
     }

@@ -280,24 +280,38 @@ static inline int nt_wait_up(nt_proc *p)
 }
 
 /* Starts ember-epmd in the foreground on a free port (a test's own port
- * mapper, stopped by the teardown); its port. */
+ * mapper, stopped by the teardown); its port. The port was only free a moment
+ * ago: should another process take it before ember-epmd binds it, ember-epmd
+ * exits at once, and another port is tried (a few times). */
 static inline uint16_t nt_start_epmd(void)
 {
-    uint16_t port = nt_free_port();
-    char portbuf[8];
-    snprintf(portbuf, sizeof portbuf, "%u", port);
-    const char *argv[] = {EMBER_EPMD_BIN, "-port", portbuf, NULL};
-    nt_proc *p = nt_start("epmd", argv, NULL);
-    int64_t end = nt_now_ms() + 5000;
-    for (;;) {
-        em_epmd_name_list l;
-        if (em_epmd_names(NULL, port, 500, &l) == 0) {
-            em_epmd_name_list_free(&l);
-            return port;
+    for (int attempt = 1;; attempt++) {
+        uint16_t port = nt_free_port();
+        char portbuf[8];
+        snprintf(portbuf, sizeof portbuf, "%u", port);
+        const char *argv[] = {EMBER_EPMD_BIN, "-port", portbuf, NULL};
+        nt_proc *p = nt_start("epmd", argv, NULL);
+        int64_t end = nt_now_ms() + 5000;
+        for (;;) {
+            em_epmd_name_list l;
+            if (em_epmd_names(NULL, port, 500, &l) == 0) {
+                em_epmd_name_list_free(&l);
+                return port;
+            }
+            if (nt_wait(p, 0) != -1) {
+                if (attempt < 5 && nt_log_has(p, "already in use")) {
+                    print_message("port %u was taken before ember-epmd bound it: trying another\n",
+                                  port);
+                    memset(p, 0, sizeof *p);   /* its slot, for the next attempt */
+                    break;
+                }
+                NT_FAIL("ember-epmd on port %u exited before it answered (status %d)", port,
+                        p->status);
+            }
+            if (nt_now_ms() > end)
+                NT_FAIL("ember-epmd on port %u did not come up", port);
+            nt_sleep_ms(10);
         }
-        if (nt_wait(p, 0) != -1 || nt_now_ms() > end)
-            NT_FAIL("ember-epmd on port %u did not come up", port);
-        nt_sleep_ms(10);
     }
 }
 

@@ -1024,14 +1024,22 @@ static void root_small_limit(em_term arg)
     /* And the limit itself still holds. A process em_is_alive calls dead may
      * still be handing its slot back on another scheduler (the rounds above
      * skip those moments; a full-suite run caught the spawns below in one), so
-     * wait until only this process counts, as the rounds do. */
-    for (int i = 0; i < 100000; i++) {
-        em_system_info si;
-        em_system_info_get(&si);
-        if (si.process_count == 1)
-            break;
-        em_yield();
+     * wait until only this process counts, as the rounds do. The wait is
+     * bounded by time, not by a number of yields: a yield returns at once when
+     * nothing else is queued here, so on a loaded machine (or under valgrind,
+     * which runs one thread at a time) any count of them could pass before the
+     * other scheduler has handed the slots back. Ten seconds is generous even
+     * there, and a slot that never comes back still fails. */
+    int64_t deadline = em_now_ms() + 10000;
+    em_system_info si;
+    CHECK_INT(0, em_system_info_get(&si));
+    while (si.process_count != 1 && em_now_ms() < deadline) {
+        em_sleep(1);
+        CHECK_INT(0, em_system_info_get(&si));
     }
+    if (si.process_count != 1)
+        CHECK_FAIL("10 s after the last round, %u processes still count, expected only this one",
+                   (unsigned)si.process_count);
     em_pid_t w[3];
     for (int i = 0; i < 3; i++)
         CHECK_INT(0, em_spawn(brief, EM_NIL, &w[i]));
