@@ -176,7 +176,6 @@ typedef struct emi_sched {
     uint32_t solo_turns;            /* loop turns with the others asleep (solo.c) */
     struct emi_block *blk_cache;    /* small message blocks freed here (emi_small_block) */
     uint32_t blk_cache_n;
-    uint64_t last_give_ns;          /* when it last gave its caches back, idle (sched.c) */
     uint32_t tick;
     uint32_t next_stack;
     uint32_t rand;

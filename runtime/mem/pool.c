@@ -507,6 +507,19 @@ static void depot_drain(bool trim)
         malloc_trim(0);
 }
 
+size_t emi_pool_bytes_held(void)
+{
+    size_t runs = 0;
+    pthread_mutex_lock(&carriers_lock);
+    for (struct carrier *k = carriers; k; k = k->next) {
+        runs++;   /* the head's run */
+        for (size_t r = 1; r < k->runs_taken; r++)
+            runs += !released(k, r);
+    }
+    pthread_mutex_unlock(&carriers_lock);
+    return runs * RUN_BYTES;
+}
+
 void emi_pool_depot_fini(void) { depot_drain(false); }
 
 void emi_pool_depot_trim(void) { depot_drain(true); }

@@ -35,5 +35,11 @@ void emi_pool_depot_fini(void);
  * system: a burst of processes that has ended leaves no memory behind once the
  * node goes idle. Any thread; takes milliseconds. */
 void emi_pool_depot_trim(void);
+/* emi_pool_bytes_held: bytes of the carriers' runs handed out and not given back
+ * (each run 16 KiB; a carrier's first run holds its head), whatever their
+ * objects' state: what the pool keeps from the system, without the noise of
+ * the resident set (huge pages, other allocators). 0 where objects come from
+ * malloc (sanitizers, valgrind). Any thread; takes the carriers' lock. */
+size_t emi_pool_bytes_held(void);
 
 #endif

@@ -17,6 +17,7 @@
 
 #include "check.h"
 #include "core/sanitize.h"
+#include "ember.h"
 #include "mem/pool.h"
 
 
@@ -176,12 +177,83 @@ static void test_memory_goes_back(void **state)
     ASSERT_NO_CHECK_FAILURES();
 }
 
+/* ------------------------------ rounds of messages on an idle-going node */
+
+#define WAKE_WORKERS (100000 / EMBER_STRESS_SCALE)
+#define WAKE_ROUNDS 8
+
+/* Answers each message with ok, freeing what it received. */
+static void wake_worker(em_term arg)
+{
+    em_pid_t root;
+    em_get_pid(arg, &root);
+    for (;;) {
+        em_mark mk = em_heap_mark();
+        em_term m;
+        CHECK_INT(0, em_receive(&m, EM_INFINITY));
+        if (em_is_atom(m, "stop"))
+            return;
+        em_send(root, em_atom("ok"));
+        em_heap_release(mk);
+    }
+}
+
+static void root_wakes(em_term arg)
+{
+    (void)arg;
+    em_pid_t *w = malloc(WAKE_WORKERS * sizeof *w);
+    CHECK(w != NULL);
+    if (!w)
+        return;
+    for (long i = 0; i < WAKE_WORKERS; i++)
+        CHECK_INT(0, em_spawn(wake_worker, em_pid(em_self()), &w[i]));
+    long rss[WAKE_ROUNDS], held[WAKE_ROUNDS];
+    for (int r = 0; r < WAKE_ROUNDS; r++) {
+        for (long i = 0; i < WAKE_WORKERS; i++)
+            em_send(w[i], em_atom("go"));
+        for (long i = 0; i < WAKE_WORKERS; i++)
+            CHECK_INT(0, em_receive(NULL, 30000));
+        /* Idle long enough for the depot's trim (at most once a second). */
+        em_sleep(1500);
+        rss[r] = (long)check_rss_bytes();
+        held[r] = (long)emi_pool_bytes_held();
+    }
+    for (long i = 0; i < WAKE_WORKERS; i++)
+        em_send(w[i], em_atom("stop"));
+    free(w);
+    printf("wakes: the pool held %.2f MiB after round 2 and %.2f after round %d (RSS %.1f, "
+           "%.1f MiB)\n",
+           held[1] / 1048576.0, held[WAKE_ROUNDS - 1] / 1048576.0, WAKE_ROUNDS, rss[1] / 1048576.0,
+           rss[WAKE_ROUNDS - 1] / 1048576.0);
+#ifndef EMI_SANITIZED
+    /* Each round carves the message blocks of the replies afresh, and the idle
+     * node gives them back. When a scheduler that napped in the middle of a
+     * round kept what it cached after the nap, those objects pinned runs all
+     * over the carriers: the pool held 0.3-1.4 MiB more a round, never
+     * levelling off; now it holds the same runs after every round. The resident
+     * set says the same with the noise of huge pages and of other allocators. */
+    if (held[WAKE_ROUNDS - 1] - held[1] > (1l << 20))
+        CHECK_FAIL("the pool held %ld bytes more after round %d than after round 2 of the same "
+                   "messages: expected at most 1 MiB more",
+                   held[WAKE_ROUNDS - 1] - held[1], WAKE_ROUNDS);
+#endif
+}
+
+/* A node that goes idle between rounds of the same messages keeps the same
+ * memory: what a round allocates goes back once it is idle. */
+static void test_rounds_of_messages_do_not_grow_memory(void **state)
+{
+    (void)state;
+    run_root(2, root_wakes);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_distinct_and_intact),
         cmocka_unit_test(test_across_threads),
         cmocka_unit_test(test_memory_goes_back),
+        cmocka_unit_test(test_rounds_of_messages_do_not_grow_memory),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
