@@ -318,17 +318,13 @@ static void say_goodbye(void)
     }
 }
 
-/* Tell one of the node's processes to stop, from any thread: em_send wants a
- * process, and a thread outside the runtime may stop the node too. Without the
+/* Tell one of the node's processes to stop, from any thread (em_send wants a
+ * process, and a thread outside the runtime may stop the node too): without the
  * stop, net_kernel and ember_ctl would wait for ever and em_run with them. */
 static void stop_dist_process(em_pid_t to)
 {
-    if (emi_current()) {
-        em_send(to, a_stop);
-        return;
-    }
     int err;
-    emi_block *b = emi_block_for_term(a_stop, 64, &err);
+    emi_block *b = emi_block_for_term(a_stop, emi_rt_g->cfg.max_term_bytes, &err);
     if (b)
         emi_deliver(to, b);
 }
@@ -347,14 +343,12 @@ int em_dist_stop(void)
     stop_dist_process(d->kernel);
     stop_dist_process(d->ctl);
     emi_dist_log(2, "node %s stopped", d->self);
-    if (!emi_sched_self()) {
+    if (!emi_sched_self())
         /* A thread outside the runtime keeps nothing for later: the goodbyes'
          * pack buffer and the blocks that stopping freed into its cache would
          * otherwise stay until it exits, and leak then (the runtime's own
          * threads free theirs as they end). */
-        emi_pack_thread_fini();
-        emi_block_cache_fini();
-    }
+        emi_thread_caches_fini();
     return 0;
 }
 

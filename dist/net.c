@@ -785,8 +785,7 @@ static void *net_main(void *arg)
             emi_flush_dirty();
         emi_qsbr_ext_leave();
     }
-    emi_block_cache_fini();
-    emi_pack_thread_fini();
+    emi_thread_caches_fini();
     return NULL;
 }
 

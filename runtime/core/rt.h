@@ -423,6 +423,10 @@ void emi_dist_fire_link(em_pid_t self, em_pid_t remote, em_term reason);
 void emi_dist_fire_down(em_pid_t self, em_pid_t watcher, uint64_t key, em_term reason);
 void emi_dist_shutdown(void);                             /* as the runtime stops */
 void emi_pack_thread_fini(void);                          /* a thread that may have packed ends */
+/* emi_thread_caches_fini: a thread that sent, received or packed gives back what
+ * it keeps for speed (its pool cache and its pack buffer): as a runtime thread
+ * ends, or as a thread outside the runtime finishes with it (core/runtime.c). */
+void emi_thread_caches_fini(void);
 /* While distribution runs, a scheduler with nothing to run waits for network
  * input itself (one hand-off less than waking it from the dist thread): true if
  * it did wait, false if it must sleep on its futex. A busy scheduler looks for

@@ -107,12 +107,17 @@ static void rt_free(emi_rt *rt)
     free(rt);
 }
 
+void emi_thread_caches_fini(void)
+{
+    emi_block_cache_fini();
+    emi_pack_thread_fini();
+}
+
 static void *sched_thread(void *arg)
 {
     emi_sched *s = arg;
     emi_sched_loop(s);
-    emi_block_cache_fini();
-    emi_pack_thread_fini();
+    emi_thread_caches_fini();
     return NULL;
 }
 

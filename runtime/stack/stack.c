@@ -189,10 +189,6 @@ static void save_image(emi_proc *r, emi_xstack *x)
     r->img_len = (uint32_t)len;
 }
 
-/* The stack a process that has none gets: the scheduler's next one in turn.
- * Round robin: with as many stacks as processes that take turns (a ring of a
- * thousand), nobody's frames ever need copying. A stack not mapped yet is mapped
- * if may_map, else NULL is returned. */
 /* Map x, one of s's stacks, and count it (em_scheduler_info). */
 static int map_own_stack(emi_sched *s, emi_xstack *x)
 {
@@ -202,6 +198,10 @@ static int map_own_stack(emi_sched *s, emi_xstack *x)
     return rc;
 }
 
+/* The stack a process that has none gets: the scheduler's next one in turn.
+ * Round robin: with as many stacks as processes that take turns (a ring of a
+ * thousand), nobody's frames ever need copying. A stack not mapped yet is mapped
+ * if may_map, else NULL is returned. */
 static emi_xstack *next_stack(emi_sched *s, bool may_map)
 {
     /* A stack that a process ended on here is better still: its top lines are

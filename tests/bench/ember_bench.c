@@ -53,10 +53,11 @@ static void report(void)
     if (!verbose)
         return;
     em_system_info si;
-    if (em_system_info_get(&si) == 0)
-        fprintf(stderr, "  solo: entries=%llu revocations=%llu available=%d\n",
-                (unsigned long long)si.solo_entries, (unsigned long long)si.solo_revocations,
-                (int)si.solo_available);
+    if (em_system_info_get(&si) != 0)
+        return;
+    fprintf(stderr, "  solo: entries=%llu revocations=%llu available=%d\n",
+            (unsigned long long)si.solo_entries, (unsigned long long)si.solo_revocations,
+            (int)si.solo_available);
     for (int i = 0; i < si.schedulers; i++) {
         em_sched_info in;
         if (em_scheduler_info(i, &in) == 0)
