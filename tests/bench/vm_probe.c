@@ -22,11 +22,16 @@
  *
  * With IDLE_SECONDS, the huge-page line is measured once more after that many
  * seconds of sleep (when=after_idle), by which time a guest with free page
- * reporting may have handed the freed memory back to its host.
+ * reporting may have handed the freed memory back to its host; then, after
+ * another sleep as long, the same 256 MiB made resident by one call from each
+ * of two threads, 128 MiB each (when=after_idle threads=2): the most fresh
+ * memory this machine's two cores can make resident in a second when they do
+ * nothing else, the ceiling of a million spawns on cold memory.
  */
 #ifndef _GNU_SOURCE
 #define _GNU_SOURCE
 #endif
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <sys/mman.h>
@@ -118,6 +123,42 @@ static void probe_populate(const char *when, int huge)
     munmap((void *)m, len);
 }
 
+struct half {
+    unsigned char *at;
+    size_t len;
+    int rc;
+};
+
+static void *populate_half(void *arg)
+{
+    struct half *h = arg;
+    h->rc = madvise(h->at, h->len, MADV_POPULATE_WRITE);
+    return NULL;
+}
+
+/* 256 MiB of huge pages made resident by two threads at once, half each. */
+static void probe_populate_two(const char *when)
+{
+    size_t len = (size_t)256 << 20, pages = len / PAGE;
+    unsigned char *m = fresh(len, PROT_READ | PROT_WRITE);
+    madvise(m, len, MADV_HUGEPAGE);
+    struct half h[2] = {{m, len / 2, 0}, {m + len / 2, len / 2, 0}};
+    pthread_t t;
+    double t0 = now_ns();
+    if (pthread_create(&t, NULL, populate_half, &h[1]) != 0) {
+        perror("ember-vmprobe: pthread_create");
+        exit(1);
+    }
+    populate_half(&h[0]);
+    pthread_join(t, NULL);
+    double t1 = now_ns();
+    if (h[0].rc != 0 || h[1].rc != 0)
+        printf("populate when=%s huge=1 threads=2 unsupported (the kernel predates 5.14)\n", when);
+    else
+        printf("populate when=%s huge=1 threads=2 ns_per_page=%.0f\n", when, (t1 - t0) / (double)pages);
+    munmap(m, len);
+}
+
 int main(int argc, char **argv)
 {
     int idle = argc > 1 ? atoi(argv[1]) : 0;
@@ -132,9 +173,12 @@ int main(int argc, char **argv)
     probe_populate("first", 0);
     probe_populate("first", 1);
     probe_populate("again", 1);
+    probe_populate_two("again");
     if (idle > 0) {
         sleep((unsigned)idle);
         probe_populate("after_idle", 1);
+        sleep((unsigned)idle);
+        probe_populate_two("after_idle");
     }
     return 0;
 }
