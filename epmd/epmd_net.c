@@ -12,9 +12,9 @@
 
 #include "epmd_net.h"
 
-/* Opens one listening socket on sa; -EAFNOSUPPORT when the host has no such
- * address family (IPv6 disabled), which callers skip. */
-static int listen_on(const struct sockaddr *sa, socklen_t len)
+/* Opens one socket bound to sa, not yet listening; -EAFNOSUPPORT when the host
+ * has no such address family (IPv6 disabled), which callers skip. */
+static int bind_on(const struct sockaddr *sa, socklen_t len)
 {
     int fd = socket(sa->sa_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
     if (fd < 0)
@@ -25,7 +25,7 @@ static int listen_on(const struct sockaddr *sa, socklen_t len)
     setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one);
     if (sa->sa_family == AF_INET6)
         setsockopt(fd, IPPROTO_IPV6, IPV6_V6ONLY, &one, sizeof one);
-    if (bind(fd, sa, len) < 0 || listen(fd, SOMAXCONN) < 0) {
+    if (bind(fd, sa, len) < 0) {
         int e = errno;
         close(fd);
         return -e;
@@ -42,7 +42,7 @@ static bool skippable(int rc)
 static int add_v4(struct in_addr a, uint16_t port, int *fds, int *nfds)
 {
     struct sockaddr_in sin = {.sin_family = AF_INET, .sin_port = htons(port), .sin_addr = a};
-    int fd = listen_on((struct sockaddr *)&sin, sizeof sin);
+    int fd = bind_on((struct sockaddr *)&sin, sizeof sin);
     if (fd < 0)
         return fd;
     fds[(*nfds)++] = fd;
@@ -52,7 +52,7 @@ static int add_v4(struct in_addr a, uint16_t port, int *fds, int *nfds)
 static int add_v6(struct in6_addr a, uint16_t port, int *fds, int *nfds)
 {
     struct sockaddr_in6 sin6 = {.sin6_family = AF_INET6, .sin6_port = htons(port), .sin6_addr = a};
-    int fd = listen_on((struct sockaddr *)&sin6, sizeof sin6);
+    int fd = bind_on((struct sockaddr *)&sin6, sizeof sin6);
     if (fd < 0)
         return fd;
     fds[(*nfds)++] = fd;
@@ -66,7 +66,30 @@ static void close_all(int *fds, int *nfds)
     *nfds = 0;
 }
 
+/* Every socket is bound before any listens: a client that finds the daemon
+ * answering on one address finds it on all of them (a test reached loopback,
+ * then was refused on the host's address, bound a moment later). */
+static int listen_all(int *fds, int *nfds)
+{
+    for (int i = 0; i < *nfds; i++)
+        if (listen(fds[i], SOMAXCONN) < 0) {
+            int e = errno;
+            close_all(fds, nfds);
+            return -e;
+        }
+    return 0;
+}
+
+static int bind_all(uint16_t port, const char *addresses, int *fds, int *nfds);
+
 int emi_epmd_listen(uint16_t port, const char *addresses, int *fds, int *nfds)
+{
+    int rc = bind_all(port, addresses, fds, nfds);
+    return rc < 0 ? rc : listen_all(fds, nfds);
+}
+
+/* Binds a socket for each address (see emi_epmd_listen). */
+static int bind_all(uint16_t port, const char *addresses, int *fds, int *nfds)
 {
     int rc;
     *nfds = 0;
