@@ -63,66 +63,81 @@ enum emi_why {
 };
 
 typedef struct emi_proc {
-    /* The fields of every message's path, in the first 128 bytes: a send to a
+    /* Three cache lines, 192 bytes in a release build: a million processes waiting
+     * in receive pay for every byte twice, once in memory and once in the time
+     * fresh memory costs (docs/performance.md), so fields are as narrow as their
+     * values allow and the three lives of a process's last word (its argument
+     * until it first runs, its exit reason as it ends, its grace period once
+     * retired) share one.
+     *
+     * The fields of every message's path, in the first 128 bytes: a send to a
      * parked process writes the inbox, the queue and the status, and the
      * process, when it runs, reads them beside its stack, its heap and its
      * scheduler. Spread over all 256 bytes, a hop around a ring of a thousand
      * missed the first-level cache 9.1 times; together, 8.1 (cachegrind). A
-     * process is malloc'ed (16-byte aligned), so they span two or three lines:
-     * aligning it to 64 took another miss away but made spawn a third slower. */
+     * process comes from the pool (64-byte classes), so they span two lines. */
     _Atomic(emi_block *) inbox;     /* LIFO of arrived blocks, or a sentinel
                                        (written by senders on any thread) */
     em_pid_t pid;                   /* constant after spawn */
     emi_block *mq_head, *mq_tail;   /* received from the inbox, not yet taken (the
                                        process's, or its waker's while it is parked) */
-    atomic_size_t mq_len;           /* length of mq, for introspection */
-    _Atomic(int) status;            /* em_status, read by introspection */
-    atomic_uint sig_pending;        /* an exit signal is in the inbox: look soon */
-    atomic_int timeout_fired;       /* set by a timer before it tries to wake us */
-    int why;
     struct emi_sched *sched;        /* scheduler running it now, or last */
-    /* (second line) Written by the thread running the process. */
+    atomic_uint mq_len;             /* length of mq, for introspection */
+    atomic_uchar status;            /* em_status, read by introspection */
+    atomic_uchar sig_pending;       /* an exit signal is in the inbox: look soon */
+    atomic_uchar timeout_fired;     /* set by a timer before it tries to wake us */
+    uint8_t why;                    /* enum emi_why */
+    /* Written by the thread running the process. */
     void *sp;                       /* saved stack pointer while suspended */
     struct emi_xstack *xs;          /* the stack it runs on */
-    uint32_t wait_timer_slot;       /* the timer armed for a receive timeout, + 1 */
-    atomic_int sched_id;            /* last scheduler, for introspection */
+    /* (second line) */
     struct em_heap heap;
     atomic_uint_fast64_t reductions;
+    unsigned char *img;             /* saved stack image (copy stacks) */
+    uint32_t wait_timer_slot;       /* the timer armed for a receive timeout, + 1 */
+    uint32_t img_len, img_cap;
+    atomic_uint stack_bytes;        /* mirror of img_cap for introspection */
 
-    /* Written by senders, rarely. */
-    atomic_uint_fast64_t msgs_over; /* pushes beyond the head's 16-bit count */
+    /* (third line) Written by senders, rarely. */
+    atomic_uint msgs_over;          /* pushes beyond the head's 16-bit count */
 
     /* Links and monitors (proc/relations.h): written under rel_lock by the
      * process and by the processes whose death touches them. */
-    atomic_int rel_lock;
+    atomic_uchar rel_lock;
     atomic_bool rel_dead;           /* ended: no new relation may be added; also
                                        what em_is_alive reads */
     atomic_bool trap_exit;          /* exit signals become ['EXIT', From, Reason]
                                        (written by the process itself) */
+
+    /* Written by the thread running the process, off the message path. */
+    atomic_uchar pinned;            /* in its scheduler's preempted queue (read by killers) */
+    uint32_t wait_timer_gen;
+    uint16_t wait_timer_sched;      /* id of the scheduler whose table holds the timer */
+    atomic_short sched_id;          /* last scheduler, for introspection */
     struct emi_reltab *rels;
 
     /* Constant after spawn; read by anyone holding the pointer. */
     const char *entry;
     em_proc_fn fn;
 
-    /* Written by the thread running the process, off the message path. */
-    unsigned char *img;             /* saved stack image (copy stacks) */
-    uint32_t img_len, img_cap;
-    atomic_uchar pinned;            /* in its scheduler's preempted queue (read by killers) */
-    uint32_t wait_timer_gen;
-    struct emi_sched *wait_timer_sched;
-    atomic_size_t stack_bytes;      /* mirror of img_cap for introspection */
-    em_term arg;
-    em_term exit_reason;            /* set as it ends; lives in its heap */
+    union {
+        em_term arg;                /* until the first run passes it to fn */
+        em_term exit_reason;        /* set as it ends (EM_NONE: normal); lives in its heap */
+        uint64_t retire_epoch;      /* retired: the QSBR epoch (sched/qsbr.c) */
+    } last;
     _Atomic(em_term) name;          /* registered name or EM_NONE */
     struct emi_proc *qnext;         /* global run queue, then the QSBR limbo list */
+#ifndef NDEBUG
     atomic_int queued;              /* debug builds: 1 while in a run queue */
-    uint64_t retire_epoch;
+#endif
 #ifdef EMBER_SEPARATE_STACKS
     void *fiber;                    /* ThreadSanitizer's fiber */
     const void *asan_fake;          /* AddressSanitizer's fake stack while suspended */
 #endif
 } emi_proc;
+#if defined(NDEBUG) && !defined(EMBER_SEPARATE_STACKS)
+_Static_assert(sizeof(emi_proc) == 3 * EMI_CACHELINE, "a process fills three cache lines");
+#endif
 
 /* An execution stack. With copy stacks, many processes share one: the process
  * running on it holds `busy`, and `resident` is the process whose frames are there

@@ -23,8 +23,8 @@ int emi_deliver(em_pid_t to, emi_block *b)
  * parked); relaxed, a figure for introspection. */
 static inline void mq_len_add(emi_proc *p, size_t n, int sign)
 {
-    size_t v = atomic_load_explicit(&p->mq_len, memory_order_relaxed);
-    atomic_store_explicit(&p->mq_len, sign > 0 ? v + n : v - n, memory_order_relaxed);
+    unsigned v = atomic_load_explicit(&p->mq_len, memory_order_relaxed);
+    atomic_store_explicit(&p->mq_len, sign > 0 ? v + (unsigned)n : v - (unsigned)n, memory_order_relaxed);
 }
 
 /* Append the chain first..last (n blocks, last->next NULL) to the private queue. */
@@ -308,7 +308,7 @@ __attribute__((noinline)) static bool take_inbox_now(emi_proc *p)
         n++;
     }
     if (emi_inbox_count(w) == EMI_INBOX_COUNT_MAX && n > EMI_INBOX_COUNT_MAX)
-        atomic_fetch_sub_explicit(&p->msgs_over, n - EMI_INBOX_COUNT_MAX, memory_order_relaxed);
+        atomic_fetch_sub_explicit(&p->msgs_over, (unsigned)(n - EMI_INBOX_COUNT_MAX), memory_order_relaxed);
     if (!rev)
         return false;
     emi_block *before = p->mq_tail;

@@ -284,7 +284,7 @@ static int proc_create(emi_sched *s, em_proc_fn fn, const char *name, em_term ar
     memset(p, 0, sizeof *p);
     p->fn = fn;
     p->entry = name ? name : "?";
-    p->arg = arg;
+    p->last.arg = arg;
     if (emi_is_box(arg)) {
         /* A short tuple (skynet's {Parent, Num, Size}) goes into a small block
          * from this scheduler's cache, as a send's message does; only the
@@ -295,7 +295,7 @@ static int proc_create(emi_sched *s, em_proc_fn fn, const char *name, em_term ar
         if (!b && !(b = emi_block_for_term(arg, rt->cfg.max_term_bytes, &err)))
             goto fail;
         emi_heap_adopt(&p->heap, b);
-        p->arg = b->term;
+        p->last.arg = b->term;
     } else if (arg == EM_NONE) {
         err = EM_EINVAL;
         goto fail;
@@ -386,7 +386,7 @@ void emi_proc_entry(emi_proc *p)
     emi_stack_on_entry(p);
     emi_after_resume(p->sched);
     emi_signals_check(p);   /* an exit signal may have come before the first run */
-    p->fn(p->arg);
+    p->fn(p->last.arg);
     emi_proc_end(p, EM_NONE);   /* normal */
 }
 

@@ -131,7 +131,7 @@ static void send_down_to(em_pid_t to, uint64_t ref_id, em_pid_t pid, em_term rea
 
 _Noreturn void emi_proc_end(emi_proc *p, em_term reason)
 {
-    p->exit_reason = reason;
+    p->last.exit_reason = reason;
     emi_switch_out(p, WHY_EXIT);
     emi_fatal("an ended process was resumed");
 }
@@ -187,7 +187,7 @@ void emi_signals_take(emi_proc *p)
 
 void emi_relations_fire(emi_proc *p)
 {
-    em_term reason = p->exit_reason ? p->exit_reason : a_normal;
+    em_term reason = p->last.exit_reason ? p->last.exit_reason : a_normal;
     /* DOWN messages go out under our own lock, so that a demonitor, which takes
      * it, finds either its monitor still here or its DOWN already delivered. */
     emi_rel_lock(p);

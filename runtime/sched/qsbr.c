@@ -29,7 +29,7 @@ void emi_qsbr_offline(emi_sched *s)
 void emi_qsbr_retire(emi_sched *s, emi_proc *p)
 {
     /* seq_cst: the epoch is read after the table slot was cleared. */
-    p->retire_epoch = atomic_load_explicit(&emi_rt_g->epoch, memory_order_seq_cst);
+    p->last.retire_epoch = atomic_load_explicit(&emi_rt_g->epoch, memory_order_seq_cst);
     p->qnext = NULL;
     if (s->limbo_tail)
         s->limbo_tail->qnext = p;
@@ -47,7 +47,7 @@ void emi_qsbr_reclaim(emi_sched *s, bool all)
     uint64_t min = UINT64_MAX;
     if (!all) {
         uint64_t g = atomic_load_explicit(&rt->epoch, memory_order_seq_cst);
-        if (s->limbo_tail->retire_epoch >= g)
+        if (s->limbo_tail->last.retire_epoch >= g)
             atomic_fetch_add_explicit(&rt->epoch, 1, memory_order_seq_cst);
         for (int i = 0; i < rt->nsched; i++) {
             uint64_t q = atomic_load_explicit(&rt->scheds[i]->qsbr, memory_order_seq_cst);
@@ -58,7 +58,7 @@ void emi_qsbr_reclaim(emi_sched *s, bool all)
         if (x && x < min)
             min = x;
     }
-    while (s->limbo_head && s->limbo_head->retire_epoch < min) {
+    while (s->limbo_head && s->limbo_head->last.retire_epoch < min) {
         emi_proc *p = s->limbo_head;
         s->limbo_head = p->qnext;
         s->limbo_len--;

@@ -378,7 +378,7 @@ static inline __attribute__((always_inline)) void take_core(emi_sched *s, emi_pr
     s->stack_floor = (uintptr_t)p->xs->lo + EMI_STACK_RESERVE;
     p->sched = s;
     atomic_store_explicit(&p->status, EM_RUNNING, memory_order_relaxed);
-    atomic_store_explicit(&p->sched_id, s->id, memory_order_relaxed);
+    atomic_store_explicit(&p->sched_id, (short)s->id, memory_order_relaxed);
     emi_stat_add(&s->stat_runs, 1);
 }
 
@@ -421,7 +421,7 @@ void emi_park_pending(emi_sched *s)
  * and its reply, is inline. */
 void emi_switch_out(emi_proc *p, int why)
 {
-    p->why = why;
+    p->why = (uint8_t)why;
     if (why != WHY_WAIT || !try_handoff(p))
         emi_stack_switch_out(p);
     emi_after_resume(p->sched);

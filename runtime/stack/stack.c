@@ -183,7 +183,7 @@ static void save_image(emi_proc *r, emi_xstack *x)
         r->img = img;
         r->img_cap = (uint32_t)cap;
         /* Relaxed: a figure for introspection. */
-        atomic_store_explicit(&r->stack_bytes, cap, memory_order_relaxed);
+        atomic_store_explicit(&r->stack_bytes, (unsigned)cap, memory_order_relaxed);
     }
     memcpy(r->img, r->sp, len);
     r->img_len = (uint32_t)len;

@@ -182,7 +182,7 @@ int emi_timer_arm_wait(emi_proc *p, uint64_t deadline_ns)
         t->e[slot].proc = p;
         p->wait_timer_slot = slot;
         p->wait_timer_gen = t->e[slot].gen;
-        p->wait_timer_sched = s;
+        p->wait_timer_sched = (uint16_t)s->id;
     }
     pthread_mutex_unlock(&t->lock);
     return slot ? 0 : EM_ENOMEM;
@@ -192,7 +192,7 @@ void emi_timer_cancel_wait(emi_proc *p)
 {
     if (!p->wait_timer_slot)
         return;
-    emi_timers *t = p->wait_timer_sched->timers;
+    emi_timers *t = emi_rt_g->scheds[p->wait_timer_sched]->timers;
     pthread_mutex_lock(&t->lock);
     entry *e = &t->e[p->wait_timer_slot];
     if (e->kind == KIND_WAIT && e->gen == p->wait_timer_gen && e->proc == p) {
