@@ -583,6 +583,17 @@ static inline void emi_ready_on(emi_sched *s, emi_proc *p)
     atomic_store_explicit(&p->status, EM_RUNNABLE, memory_order_relaxed);
     emi_qmark(p, 1);
     s->runnext = p;
+    /* It runs as soon as the caller waits, and its switch in reads its stack's
+     * descriptor and the frames on top of its stack: start loading them now,
+     * while the caller finishes its turn. Around a ring of a thousand, where
+     * they have left the first-level cache, a hop took 2-5 ns less (medians of
+     * alternated runs); in a pingpong, where they never leave it, the four
+     * instructions cost about 1 ns a round trip. A prefetch never faults, so
+     * a process without a stack yet (xs and sp NULL) needs no test. */
+    __builtin_prefetch(p->xs, 1);
+    __builtin_prefetch(p->sp, 0);
+    __builtin_prefetch((char *)p->sp + 64, 0);
+    __builtin_prefetch((char *)p->sp + 128, 0);
 }
 /* Small message blocks. Most messages are a few words ({token, K}, {ping, Pid},
  * an atom), and a send and the receive that frees the block usually run on the
