@@ -103,59 +103,51 @@ static void probe_stack(unsigned n)
     free(s);
 }
 
-/* 256 MiB made resident in one call, then touched page by page. */
-static void probe_populate(const char *when, int huge)
-{
-    size_t len = (size_t)256 << 20, pages = len / PAGE;
-    volatile unsigned char *m = fresh(len, PROT_READ | PROT_WRITE);
-    madvise((void *)m, len, huge ? MADV_HUGEPAGE : MADV_NOHUGEPAGE);
-    double t0 = now_ns();
-    int rc = madvise((void *)m, len, MADV_POPULATE_WRITE);
-    double t1 = now_ns();
-    for (size_t i = 0; i < len; i += PAGE)
-        m[i] = 1;
-    double t2 = now_ns();
-    if (rc != 0)
-        printf("populate when=%s huge=%d unsupported (the kernel predates 5.14)\n", when, huge);
-    else
-        printf("populate when=%s huge=%d ns_per_page=%.0f then_touch_ns_per_page=%.0f\n", when,
-               huge, (t1 - t0) / (double)pages, (t2 - t1) / (double)pages);
-    munmap((void *)m, len);
-}
-
-struct half {
+struct part {
     unsigned char *at;
     size_t len;
     int rc;
 };
 
-static void *populate_half(void *arg)
+static void *populate_part(void *arg)
 {
-    struct half *h = arg;
+    struct part *h = arg;
     h->rc = madvise(h->at, h->len, MADV_POPULATE_WRITE);
     return NULL;
 }
 
-/* 256 MiB of huge pages made resident by two threads at once, half each. */
-static void probe_populate_two(const char *when)
+/* 256 MiB made resident by one call from each of `threads` threads (1 or 2, an
+ * equal part each), then, with one thread, touched page by page. */
+static void probe_populate(const char *when, int huge, int threads)
 {
     size_t len = (size_t)256 << 20, pages = len / PAGE;
     unsigned char *m = fresh(len, PROT_READ | PROT_WRITE);
-    madvise(m, len, MADV_HUGEPAGE);
-    struct half h[2] = {{m, len / 2, 0}, {m + len / 2, len / 2, 0}};
+    madvise(m, len, huge ? MADV_HUGEPAGE : MADV_NOHUGEPAGE);
+    struct part h[2] = {{m, len / (size_t)threads, 0}, {m + len / 2, len / 2, 0}};
     pthread_t t;
     double t0 = now_ns();
-    if (pthread_create(&t, NULL, populate_half, &h[1]) != 0) {
+    if (threads == 2 && pthread_create(&t, NULL, populate_part, &h[1]) != 0) {
         perror("ember-vmprobe: pthread_create");
         exit(1);
     }
-    populate_half(&h[0]);
-    pthread_join(t, NULL);
+    populate_part(&h[0]);
+    if (threads == 2)
+        pthread_join(t, NULL);
     double t1 = now_ns();
-    if (h[0].rc != 0 || h[1].rc != 0)
-        printf("populate when=%s huge=1 threads=2 unsupported (the kernel predates 5.14)\n", when);
-    else
-        printf("populate when=%s huge=1 threads=2 ns_per_page=%.0f\n", when, (t1 - t0) / (double)pages);
+    char label[64];
+    snprintf(label, sizeof label, "populate when=%s huge=%d%s", when, huge, threads == 2 ? " threads=2" : "");
+    if (h[0].rc != 0 || (threads == 2 && h[1].rc != 0)) {
+        printf("%s unsupported (the kernel predates 5.14)\n", label);
+    } else if (threads == 2) {
+        printf("%s ns_per_page=%.0f\n", label, (t1 - t0) / (double)pages);
+    } else {
+        volatile unsigned char *v = m;
+        for (size_t i = 0; i < len; i += PAGE)
+            v[i] = 1;
+        double t2 = now_ns();
+        printf("%s ns_per_page=%.0f then_touch_ns_per_page=%.0f\n", label, (t1 - t0) / (double)pages,
+               (t2 - t1) / (double)pages);
+    }
     munmap(m, len);
 }
 
@@ -170,15 +162,15 @@ int main(int argc, char **argv)
     for (size_t i = 0; i < sizeof strides / sizeof strides[0]; i++)
         probe_touch(strides[i], 1000);
     probe_stack(1000);
-    probe_populate("first", 0);
-    probe_populate("first", 1);
-    probe_populate("again", 1);
-    probe_populate_two("again");
+    probe_populate("first", 0, 1);
+    probe_populate("first", 1, 1);
+    probe_populate("again", 1, 1);
+    probe_populate("again", 1, 2);
     if (idle > 0) {
         sleep((unsigned)idle);
-        probe_populate("after_idle", 1);
+        probe_populate("after_idle", 1, 1);
         sleep((unsigned)idle);
-        probe_populate_two("after_idle");
+        probe_populate("after_idle", 1, 2);
     }
     return 0;
 }
