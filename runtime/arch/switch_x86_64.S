@@ -5,7 +5,8 @@
  * System V ABI asks us to keep, stores the stack pointer in *save, loads `to` and
  * pops the same registers from there. It costs a few nanoseconds and no system call,
  * unlike swapcontext. emi_ctx_boot is where a new process's first switch lands: the
- * process pointer was planted in rbx's slot.
+ * process pointer was planted in rbx's slot, and the stack pointer is the stack's
+ * top.
  */
 #if defined(__x86_64__)
     .text
@@ -36,9 +37,18 @@ emi_ctx_switch:
 emi_ctx_boot:
     .cfi_startproc
     .cfi_undefined rip
-    movq %rbx, %rdi
+    /* The stack is at its top, 16-aligned. emi_proc_start returns the function
+     * in rax and its argument in rdx; the process pointer stays in rbx, which
+     * the function must preserve, for emi_proc_end(p, EM_NONE) when it returns.
+     * Only the return address lies above the function's first frame. */
     andq $-16, %rsp
-    call emi_proc_entry
+    movq %rbx, %rdi
+    call emi_proc_start
+    movq %rdx, %rdi
+    call *%rax
+    movq %rbx, %rdi
+    xorl %esi, %esi
+    call emi_proc_end
     ud2
     .cfi_endproc
     .size emi_ctx_boot, .-emi_ctx_boot

@@ -370,7 +370,15 @@ void emi_proc_destroy(emi_sched *s, emi_proc *p);   /* scheduler context, after 
 void emi_proc_free(emi_proc *p);                    /* after the grace period */
 void emi_proc_reap(emi_proc *p);                    /* at shutdown, never ended */
 int emi_spawn_root(emi_sched *s, em_proc_fn fn, const char *name, em_term arg);
-void emi_proc_entry(emi_proc *p);                   /* first frame of every process */
+/* emi_proc_start: what a new process does first, called by emi_ctx_boot
+ * (arch/), which then calls the function itself and emi_proc_end(p, normal)
+ * when it returns. Returned in two registers, so that the boot code calls the
+ * function with no C frame of ours left above it (see emi_switch_out). */
+typedef struct {
+    em_proc_fn fn;
+    em_term arg;
+} emi_entry;
+emi_entry emi_proc_start(emi_proc *p);
 int emi_pid_table_init(emi_rt *rt);
 void emi_pid_table_fini(emi_rt *rt);
 
@@ -559,9 +567,6 @@ void emi_ready_slow(emi_sched *s, emi_proc *p);
 /* emi_after_resume: the first thing a resumed process does (inline below):
  * park the process that handed it the core, if one did. */
 void emi_park_pending(emi_sched *s);
-/* emi_switch_out: process context: give the core back for why; a wait switches
- * straight to runnext when it can (a hand-off). */
-void emi_switch_out(emi_proc *p, int why);
 void emi_ready_spawned(emi_sched *s, emi_proc *p);  /* a new process, on its spawner's scheduler */
 void emi_runq_push(emi_sched *s, emi_proc *p);      /* owner only */
 void emi_wake_idle(void);
@@ -572,6 +577,27 @@ static inline void emi_after_resume(emi_sched *s)
     if (s->pending_park)
         emi_park_pending(s);
 }
+/* emi_switch_out: process context: give the core back for why; a wait switches
+ * straight to runnext when it can (a hand-off).
+ *
+ * With copy stacks the switch itself is inline in the caller, and
+ * emi_switch_target (sched.c), which chooses where to go, has returned before
+ * it: every frame on the stack while a process waits is in its saved image, so
+ * a function between em_receive and emi_ctx_switch would add its own to every
+ * waiting process (32 bytes for the old emi_switch_out). */
+#ifdef EMBER_SEPARATE_STACKS
+void emi_switch_out(emi_proc *p, int why);
+#else
+void *emi_switch_target(emi_proc *p, int why);
+void emi_ctx_switch(void **save, void *to);
+static inline __attribute__((always_inline)) void emi_switch_out(emi_proc *p, int why)
+{
+    emi_ctx_switch(&p->sp, emi_switch_target(p, why));
+    emi_after_resume(p->sched);
+    if (why != WHY_EXIT)
+        emi_signals_check(p);
+}
+#endif
 static inline void emi_ready_on(emi_sched *s, emi_proc *p)
 {
     if (!s || s->runnext) {

@@ -381,13 +381,12 @@ int em_spawn_monitor_named(em_proc_fn fn, const char *name, em_term arg, em_pid_
     return rc;
 }
 
-void emi_proc_entry(emi_proc *p)
+emi_entry emi_proc_start(emi_proc *p)
 {
     emi_stack_on_entry(p);
     emi_after_resume(p->sched);
     emi_signals_check(p);   /* an exit signal may have come before the first run */
-    p->fn(p->last.arg);
-    emi_proc_end(p, EM_NONE);   /* normal */
+    return (emi_entry){p->fn, p->last.arg};
 }
 
 void em_yield(void)

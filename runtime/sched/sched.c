@@ -391,22 +391,23 @@ static void charge_current(emi_sched *s, emi_proc *p)
     s->budget_mark = s->budget;
 }
 
-static inline __attribute__((always_inline)) bool try_handoff(emi_proc *p)
+/* The process in runnext, given p's core for a hand-off, or NULL when p must
+ * switch to the scheduler instead. The caller switches. */
+static inline __attribute__((always_inline)) emi_proc *handoff_target(emi_proc *p)
 {
     emi_sched *s = p->sched;
     emi_proc *q = s->runnext;
     if (!q || s->handoffs >= MAX_HANDOFFS || s->budget <= 0 ||
         atomic_load_explicit(&emi_rt_g->stopping, memory_order_relaxed) ||
         !(emi_stack_claim_resident(s, p, q) || emi_stack_handoff(s, p, q)))
-        return false;
+        return NULL;
     s->runnext = NULL;
     emi_qmark(q, 0);
     s->handoffs++;
     charge_current(s, p);
     s->pending_park = p;
     take_core(s, q);
-    emi_ctx_switch(&p->sp, q->sp);
-    return true;
+    return q;
 }
 
 void emi_park_pending(emi_sched *s)
@@ -417,17 +418,30 @@ void emi_park_pending(emi_sched *s)
     park(s, w);
 }
 
+#ifdef EMBER_SEPARATE_STACKS
 /* Here rather than in proc.c so that the hand-off, on every wait of a request
- * and its reply, is inline. */
+ * and its reply, is inline. The sanitizers' builds tell them of each switch
+ * (stack.c), so the switch stays in a function of its own. */
 void emi_switch_out(emi_proc *p, int why)
 {
     p->why = (uint8_t)why;
-    if (why != WHY_WAIT || !try_handoff(p))
+    emi_proc *q = why == WHY_WAIT ? handoff_target(p) : NULL;
+    if (q)
+        emi_ctx_switch(&p->sp, q->sp);
+    else
         emi_stack_switch_out(p);
     emi_after_resume(p->sched);
     if (why != WHY_EXIT)
         emi_signals_check(p);
 }
+#else
+void *emi_switch_target(emi_proc *p, int why)
+{
+    p->why = (uint8_t)why;
+    emi_proc *q = why == WHY_WAIT ? handoff_target(p) : NULL;
+    return q ? q->sp : p->sched->sp;
+}
+#endif
 
 static void pinned_push(emi_sched *s, emi_proc *p);
 

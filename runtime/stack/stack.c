@@ -119,8 +119,9 @@ static void unmap_stack(emi_xstack *x)
  * emi_ctx_boot, which finds the process in rbx's slot. The return lands with the
  * stack at hi itself, 16-aligned as the ABI wants before a call, so no byte
  * above the process's first frame is wasted: every byte here is in each saved
- * image, and a process waiting in receive near the top of its function needs
- * 184 bytes, a 192-byte image, where 16 bytes more took 256. */
+ * image: a process waiting in receive near the top of its function needs 120
+ * bytes, a 128-byte image (emi_switch_out in core/rt.h says how the frames
+ * between it and the switch were kept that small). */
 static void boot_frame(emi_proc *p, emi_xstack *x)
 {
     void **sp = (void **)(x->hi - 8 - 48);

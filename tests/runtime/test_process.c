@@ -987,6 +987,63 @@ static void test_spawn_burst_prepares_stacks(void **state)
     ASSERT_NO_CHECK_FAILURES();
 }
 
+/* A process waiting in receive at the top of its function keeps, once another
+ * process needs its stack, an image of its own frame, receive's, and the
+ * switch's saved registers: 120 bytes in an optimised build, a 128-byte block.
+ * A frame of the runtime's between em_receive and the switch would add its
+ * own to every waiting process (it took 192 bytes when one did). */
+#define WAITERS 1200
+
+static void root_small_images(em_term arg)
+{
+    (void)arg;
+    atomic_store(&started_count, 0);
+    em_pid_t *pids = calloc(WAITERS, sizeof *pids);
+    CHECK(pids != NULL);
+    if (!pids)
+        return;
+    for (int i = 0; i < WAITERS; i++)
+        CHECK_INT(0, em_spawn(count_and_wait, EM_NIL, &pids[i]));
+    while (atomic_load(&started_count) < WAITERS)
+        em_yield();
+    /* Each of the 1,024 stacks went round at least once, so some waiters'
+     * frames are images now. A process spawned and not yet run (one scheduler,
+     * and the root does not yield) has no frames at all: the difference is the
+     * image. */
+    size_t most = 0;
+    for (int i = 0; i < WAITERS; i++) {
+        em_proc_info in;
+        CHECK_INT(0, em_process_info(pids[i], &in));
+        if (in.memory_bytes > most)
+            most = in.memory_bytes;
+    }
+    em_pid_t fresh;
+    CHECK_INT(0, em_spawn(count_and_wait, EM_NIL, &fresh));
+    em_proc_info unrun;
+    CHECK_INT(0, em_process_info(fresh, &unrun));
+    CHECK_INT(WAITERS, atomic_load(&started_count));
+    size_t image = most - unrun.memory_bytes;
+    print_message("a waiter's memory: %zu bytes at most, %zu before it first ran: an image of "
+                  "%zu bytes\n",
+                  most, unrun.memory_bytes, image);
+#if defined(__OPTIMIZE__) && !defined(EMBER_SEPARATE_STACKS)
+    if (image == 0 || image > 128)
+        CHECK_FAIL("a process waiting in receive at its top: expected a saved image of 1 to 128 "
+                   "bytes, got %zu",
+                   image);
+#endif
+    for (int i = 0; i < WAITERS; i++)
+        em_send(pids[i], EM_NIL);
+    em_send(fresh, EM_NIL);
+    free(pids);
+}
+
+static void test_waiting_image_small(void **state)
+{
+    (void)state;
+    run_root(1, root_small_images);
+}
+
 /* At a small limit, slots freed on one scheduler serve spawns on another: a
  * spawn fails only when max_processes processes are really alive (review
  * finding: slots and table indices cached by the other scheduler were lost). */
@@ -1083,6 +1140,7 @@ int main(void)
         cmocka_unit_test(test_heap_mark_release),
         cmocka_unit_test(test_small_messages),
         cmocka_unit_test(test_spawn_burst_prepares_stacks),
+        cmocka_unit_test(test_waiting_image_small),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
