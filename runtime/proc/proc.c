@@ -36,6 +36,11 @@ int emi_pid_table_init(emi_rt *rt)
                    MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
     if (m == MAP_FAILED)
         return EM_ENOMEM;
+    /* Huge pages where the kernel has them: a million spawns took 3,000 page
+     * faults of 10-20 µs each on this kind of guest to grow the two arrays 4 KiB
+     * at a time (30-60 ns a spawn); in 2 MiB pages, six. A small node pays 2 MiB
+     * for each array instead of a page. Only a hint; it may fail. */
+    (void)madvise(m, table_bytes(rt), MADV_HUGEPAGE);
     rt->table = m;
     rt->serials = (uint32_t *)((char *)m + ((size_t)rt->cfg.max_processes + 1) * sizeof(*rt->table));
     rt->pid_free = NULL;
@@ -79,12 +84,20 @@ static uint32_t pid_index_alloc(emi_rt *rt, emi_sched *s)
     pthread_mutex_unlock(&rt->pid_lock);
     if (s->pid_cache_len)
         return s->pid_cache[--s->pid_cache_len];
-    /* Relaxed: the counter only hands out distinct numbers. */
-    uint32_t idx = atomic_fetch_add_explicit(&rt->pid_next, 1, memory_order_relaxed);
+    /* Indices never used, a batch at a time, so that a burst of spawns takes
+     * the lock above once in PID_CACHE_BATCH, not at every spawn. Relaxed: the
+     * counter only hands out distinct numbers. */
+    uint32_t idx = atomic_fetch_add_explicit(&rt->pid_next, PID_CACHE_BATCH, memory_order_relaxed);
     if (idx > rt->cfg.max_processes) {
-        atomic_fetch_sub_explicit(&rt->pid_next, 1, memory_order_relaxed);
+        atomic_fetch_sub_explicit(&rt->pid_next, PID_CACHE_BATCH, memory_order_relaxed);
         return 0;
     }
+    uint32_t last = idx + (PID_CACHE_BATCH - 1);
+    if (last > rt->cfg.max_processes)
+        last = rt->cfg.max_processes;
+    /* The lowest comes out first: the table then grows in order. */
+    for (uint32_t i = last; i > idx; i--)
+        s->pid_cache[s->pid_cache_len++] = i;
     return idx;
 }
 
