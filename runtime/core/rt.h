@@ -378,6 +378,7 @@ typedef struct {
     em_proc_fn fn;
     em_term arg;
 } emi_entry;
+_Static_assert(sizeof(emi_entry) == 16, "emi_ctx_boot takes emi_entry in rax and rdx");
 emi_entry emi_proc_start(emi_proc *p);
 int emi_pid_table_init(emi_rt *rt);
 void emi_pid_table_fini(emi_rt *rt);
@@ -585,11 +586,13 @@ static inline void emi_after_resume(emi_sched *s)
  * it: every frame on the stack while a process waits is in its saved image, so
  * a function between em_receive and emi_ctx_switch would add its own to every
  * waiting process (32 bytes for the old emi_switch_out). */
+/* arch/switch_x86_64.S: save the callee-saved registers and the stack pointer
+ * in *save, and resume the context saved at `to`. */
+void emi_ctx_switch(void **save, void *to);
 #ifdef EMBER_SEPARATE_STACKS
 void emi_switch_out(emi_proc *p, int why);
 #else
 void *emi_switch_target(emi_proc *p, int why);
-void emi_ctx_switch(void **save, void *to);
 static inline __attribute__((always_inline)) void emi_switch_out(emi_proc *p, int why)
 {
     emi_ctx_switch(&p->sp, emi_switch_target(p, why));
@@ -706,7 +709,6 @@ void emi_stack_proc_free(emi_proc *p);            /* the struct is about to be f
 /* emi_stack_handoff: from process p's context, make q ready to run on its stack
  * (q not on p's stack, its stack free); false if it cannot be done directly. */
 bool emi_stack_handoff(emi_sched *s, emi_proc *p, emi_proc *q);
-void emi_ctx_switch(void **save, void *to);
 #ifndef EMBER_SEPARATE_STACKS
 static inline void emi_stack_leave(emi_sched *s, emi_proc *p)
 {
