@@ -2,7 +2,8 @@
  * sanitize.h - whether this build runs under AddressSanitizer or
  * ThreadSanitizer (gcc says so with __SANITIZE_*__, clang with __has_feature).
  * Code that hides objects from those tools (the pool's carriers) or measures
- * what they change (memory in tests) asks EMI_SANITIZED.
+ * what they change (memory in tests) asks EMI_SANITIZED. RUNNING_ON_VALGRIND
+ * is valgrind's own test where its header is installed, else 0.
  */
 #ifndef EMBER_CORE_SANITIZE_H
 #define EMBER_CORE_SANITIZE_H
@@ -13,6 +14,15 @@
 #if __has_feature(address_sanitizer) || __has_feature(thread_sanitizer)
 #define EMI_SANITIZED 1
 #endif
+#endif
+
+#if defined(__has_include)
+#if __has_include(<valgrind/valgrind.h>)
+#include <valgrind/valgrind.h>
+#endif
+#endif
+#ifndef RUNNING_ON_VALGRIND
+#define RUNNING_ON_VALGRIND 0
 #endif
 
 #endif

@@ -30,14 +30,6 @@
 #include <string.h>
 #include <sys/mman.h>
 
-#if defined(__has_include)
-#if __has_include(<valgrind/valgrind.h>)
-#include <valgrind/valgrind.h>
-#endif
-#endif
-#ifndef RUNNING_ON_VALGRIND
-#define RUNNING_ON_VALGRIND 0
-#endif
 #ifndef MADV_POPULATE_WRITE
 #define MADV_POPULATE_WRITE 23      /* Linux 5.14; older kernels say EINVAL and fault */
 #endif
@@ -72,10 +64,13 @@ struct free_obj {
 struct carrier {
     struct carrier *next;           /* every carrier, under carriers_lock */
     uint16_t *scratch;              /* a drain's count of free objects per run */
-    uint32_t runs_taken;            /* runs handed out, run 0 included; final once retired */
+    atomic_uint runs_taken;         /* runs handed out, run 0 included; final once
+                                       retired (written by its thread only) */
     atomic_bool retired;            /* its thread takes no more runs from it */
     bool small_pages;               /* huge pages declined: runs have gone back */
     bool whole;                     /* a drain found every run free */
+    bool drain_retired;             /* a drain's view of retired and runs_taken */
+    uint32_t drain_taken;
     uint8_t run_class[RUNS];        /* the size class of each run handed out */
     uint64_t released[RUNS / 64];   /* runs given back: no object lies there */
 };
@@ -152,12 +147,12 @@ static void retire(void)
 }
 
 /* Map a carrier aligned to its size: map twice the size and cut the ends off. */
-static bool new_carrier(void)
+static unsigned char *map_carrier(void)
 {
     unsigned char *m = mmap(NULL, 2 * CARRIER_BYTES, PROT_READ | PROT_WRITE,
                             MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
     if (m == MAP_FAILED)
-        return false;
+        return NULL;
     unsigned char *a = (unsigned char *)(((uintptr_t)m + CARRIER_BYTES - 1) & ~(uintptr_t)(CARRIER_BYTES - 1));
     if (a > m)
         munmap(m, (size_t)(a - m));
@@ -167,10 +162,97 @@ static bool new_carrier(void)
      * per carrier instead of 512, and fewer TLB misses among a million
      * processes' structs. Only a hint; it may fail. */
     (void)madvise(a, CARRIER_BYTES, MADV_HUGEPAGE);
+    return a;
+}
+
+/* The stock: carriers made resident ahead of need by schedulers that had
+ * nothing to run (emi_pool_restock). In a burst of spawns one thread cuts a
+ * new carrier every 11,000 process structs, and on this kind of guest making
+ * its huge page resident takes 3-6 ms of that thread's time (the host maps the
+ * memory as the kernel clears it), while the other core, which only runs the
+ * new processes, sat idle for a quarter of the burst. The stock is asked for
+ * only by a thread that has used up a whole carrier, so a small node never
+ * keeps one, and an idle node's trim gives it back. */
+#define STOCK_MAX 4
+static struct {
+    pthread_mutex_t lock;
+    unsigned n;
+    unsigned char *c[STOCK_MAX];
+} stock = {.lock = PTHREAD_MUTEX_INITIALIZER};
+static atomic_uint stock_n;         /* stock.n, for a peek without the lock */
+static atomic_bool stock_wanted;    /* a thread used up a carrier since the stock was last full */
+
+static unsigned char *stock_take(void)
+{
+    /* Relaxed peek: a stale count costs one lock or one carrier mapped here. */
+    if (!atomic_load_explicit(&stock_n, memory_order_relaxed))
+        return NULL;
+    unsigned char *a = NULL;
+    pthread_mutex_lock(&stock.lock);
+    if (stock.n)
+        a = stock.c[--stock.n];
+    /* Relaxed: the lock orders the list; the count is a hint. */
+    atomic_store_explicit(&stock_n, stock.n, memory_order_relaxed);
+    pthread_mutex_unlock(&stock.lock);
+    return a;
+}
+
+bool emi_pool_restock(void)
+{
+    /* Relaxed: a hint; a restock more or less only moves memory earlier. */
+    if (!use_carriers || !atomic_load_explicit(&stock_wanted, memory_order_relaxed))
+        return false;
+    if (atomic_load_explicit(&stock_n, memory_order_relaxed) >= STOCK_MAX) {
+        atomic_store_explicit(&stock_wanted, false, memory_order_relaxed);
+        return false;
+    }
+    unsigned char *a = map_carrier();
+    if (!a) {
+        atomic_store_explicit(&stock_wanted, false, memory_order_relaxed);
+        return false;
+    }
+    /* Resident now, on this thread's time: one call, where the huge page is
+     * made and cleared. Refused (an old kernel), the pages fault in later. */
+    (void)madvise(a, CARRIER_BYTES, MADV_POPULATE_WRITE);
+    pthread_mutex_lock(&stock.lock);
+    bool kept = stock.n < STOCK_MAX;
+    if (kept)
+        stock.c[stock.n++] = a;
+    if (stock.n == STOCK_MAX)
+        atomic_store_explicit(&stock_wanted, false, memory_order_relaxed);
+    atomic_store_explicit(&stock_n, stock.n, memory_order_relaxed);
+    pthread_mutex_unlock(&stock.lock);
+    if (!kept)
+        munmap(a, CARRIER_BYTES);
+    return kept;
+}
+
+/* An idle node keeps no stock. */
+static void stock_release(void)
+{
+    pthread_mutex_lock(&stock.lock);
+    while (stock.n)
+        munmap(stock.c[--stock.n], CARRIER_BYTES);
+    atomic_store_explicit(&stock_n, 0, memory_order_relaxed);
+    atomic_store_explicit(&stock_wanted, false, memory_order_relaxed);
+    pthread_mutex_unlock(&stock.lock);
+}
+
+static bool new_carrier(void)
+{
+    /* Relaxed: only this thread writes runs_taken. */
+    bool used_up = arena.cur && atomic_load_explicit(&arena.cur->runs_taken, memory_order_relaxed) == RUNS;
+    unsigned char *a = stock_take();
+    bool stocked = a != NULL;
+    if (!a && !(a = map_carrier()))
+        return false;
+    if (used_up)
+        /* Relaxed: a hint to idle schedulers (emi_pool_restock). */
+        atomic_store_explicit(&stock_wanted, true, memory_order_relaxed);
     retire();
     struct carrier *k = (struct carrier *)a;
     k->scratch = NULL;
-    k->runs_taken = 1;
+    atomic_init(&k->runs_taken, 1);
     atomic_init(&k->retired, false);
     k->small_pages = k->whole = false;
     memset(k->released, 0, sizeof k->released);
@@ -179,7 +261,8 @@ static bool new_carrier(void)
     carriers = k;
     pthread_mutex_unlock(&carriers_lock);
     arena.cur = k;
-    arena.populated = a + RUN_BYTES;    /* the head's run: touched, so resident */
+    /* The head's run is touched, so resident; a stocked carrier is all. */
+    arena.populated = a + (stocked ? CARRIER_BYTES : RUN_BYTES);
     return true;
 }
 
@@ -189,11 +272,15 @@ static uint32_t objs_per_run(size_t c) { return (uint32_t)(RUN_BYTES / ((c + 1) 
  * first, which is returned. */
 static void *carve(size_t c)
 {
-    if ((!arena.cur || arena.cur->runs_taken == RUNS) && !new_carrier())
+    /* Relaxed: only this thread writes runs_taken. */
+    if ((!arena.cur || atomic_load_explicit(&arena.cur->runs_taken, memory_order_relaxed) == RUNS) &&
+        !new_carrier())
         return NULL;
     struct carrier *k = arena.cur;
-    uint32_t r = k->runs_taken++;
+    uint32_t r = atomic_load_explicit(&k->runs_taken, memory_order_relaxed);
     k->run_class[r] = (uint8_t)c;
+    /* Release: a drain that counts run r (acquire) reads its class. */
+    atomic_store_explicit(&k->runs_taken, r + 1, memory_order_release);
     unsigned char *run = (unsigned char *)k + r * RUN_BYTES;
     if (run + RUN_BYTES > arena.populated) {
         /* One call makes the next step resident; if the kernel cannot, the
@@ -327,6 +414,13 @@ static void depot_put(size_t c, struct free_obj *first, uint32_t n)
 
 void emi_pool_thread_trim(void)
 {
+    emi_pool_thread_flush();
+    if (use_carriers)
+        retire();
+}
+
+void emi_pool_thread_flush(void)
+{
     pthread_once(&depot_once, depot_init);
     for (size_t c = 0; c < CLASSES; c++) {
         if (use_carriers) {
@@ -343,8 +437,6 @@ void emi_pool_thread_trim(void)
         }
         pool.count[c] = 0;
     }
-    if (use_carriers)
-        retire();
 }
 
 /* Take every batch out of the depot: the lists of free objects per class. */
@@ -369,20 +461,28 @@ static size_t run_of(const void *p) { return (size_t)((uintptr_t)p & (CARRIER_BY
 
 static bool released(const struct carrier *k, size_t r) { return k->released[r / 64] >> (r % 64) & 1; }
 
-/* Which runs of a retired carrier go back: those whose objects are all free in
- * the depot, and those never handed out. Marks them GONE in its scratch and gives
- * back each stretch of them at once; a carrier with every run free is marked
- * whole instead, to be unmapped. */
+/* Which runs of a carrier go back: those handed out whose objects are all free
+ * in the depot and, once it is retired, those never handed out. Marks them GONE
+ * in its scratch and gives back each stretch of them at once; a retired
+ * carrier with every run free is marked whole instead, to be unmapped. A
+ * carrier its thread still takes runs from keeps the runs beyond those it had
+ * taken when the drain looked (drain_taken): its thread may be cutting them up
+ * now, and it never goes back to the runs below. */
 static void carrier_release(struct carrier *k)
 {
     uint16_t *nfree = k->scratch;
-    k->whole = true;
+    bool whole = k->drain_retired;
     for (size_t r = 1; r < RUNS; r++) {
-        bool free_run = r >= k->runs_taken || released(k, r) || nfree[r] == objs_per_run(k->run_class[r]);
+        bool free_run;
+        if (r >= k->drain_taken)
+            free_run = k->drain_retired;
+        else
+            free_run = released(k, r) || (nfree[r] != 0 && nfree[r] == objs_per_run(k->run_class[r]));
         nfree[r] = free_run ? GONE : 0;
-        k->whole &= free_run;
+        whole &= free_run;
     }
-    if (k->whole)
+    k->whole = whole;
+    if (whole)
         return;
     for (size_t r = 1; r < RUNS;) {
         if (nfree[r] != GONE || released(k, r)) {
@@ -405,23 +505,30 @@ static void carrier_release(struct carrier *k)
     }
 }
 
-/* Give memory back from retired carriers (see the top of the file): count the
- * free objects of each run, give back the runs with all theirs free, and put
- * the other objects back in the depot. What other threads hold (their caches,
- * live objects) is not counted free, so its runs stay. A carrier some thread
- * still takes runs from is left alone. */
+/* Give memory back from the carriers (see the top of the file): count the free
+ * objects of each run, give back the runs with all theirs free, and put the
+ * other objects back in the depot. What other threads hold (their caches, live
+ * objects) is not counted free, so its runs stay. A carrier some thread still
+ * takes runs from gives back only runs it has finished with (carrier_release):
+ * an idle scheduler keeps its carrier, since a scheduler that naps in a burst
+ * and starts a new carrier on waking leaves most of a 2 MiB huge page, all
+ * of it resident, unused (a million spawns took 306 carriers for 92 carriers'
+ * worth of process structs, and twice the time on cold memory). */
 static void carriers_drain(void)
 {
     struct free_obj *all[CLASSES];
     pthread_mutex_lock(&drain_lock);
     depot_take_all(all);
     pthread_mutex_lock(&carriers_lock);
-    for (struct carrier *k = carriers; k; k = k->next)
-        /* Acquire pairs with the release in retire: runs_taken is final. A
-         * carrier without scratch (no memory for it) is kept whole. */
-        k->scratch = atomic_load_explicit(&k->retired, memory_order_acquire)
-                         ? calloc(RUNS, sizeof(uint16_t))
-                         : NULL;
+    for (struct carrier *k = carriers; k; k = k->next) {
+        /* Acquire pairs with the release in retire: runs_taken is final. */
+        k->drain_retired = atomic_load_explicit(&k->retired, memory_order_acquire);
+        /* Acquire pairs with the release in carve: the classes of the runs
+         * below are written. */
+        k->drain_taken = atomic_load_explicit(&k->runs_taken, memory_order_acquire);
+        /* A carrier without scratch (no memory for it) is kept whole. */
+        k->scratch = calloc(RUNS, sizeof(uint16_t));
+    }
     for (size_t c = 0; c < CLASSES; c++)
         for (struct free_obj *b = all[c]; b; b = b->next_batch)
             for (struct free_obj *o = b; o; o = o->next) {
@@ -484,6 +591,7 @@ static void depot_drain(bool trim)
 {
     pthread_once(&depot_once, depot_init);
     if (use_carriers) {
+        stock_release();
         carriers_drain();
         if (trim)
             malloc_trim(0);
@@ -513,7 +621,8 @@ size_t emi_pool_bytes_held(void)
     pthread_mutex_lock(&carriers_lock);
     for (struct carrier *k = carriers; k; k = k->next) {
         runs++;   /* the head's run */
-        for (size_t r = 1; r < k->runs_taken; r++)
+        /* Relaxed: a figure; the lock keeps the carrier mapped. */
+        for (size_t r = 1; r < atomic_load_explicit(&k->runs_taken, memory_order_relaxed); r++)
             runs += !released(k, r);
     }
     pthread_mutex_unlock(&carriers_lock);

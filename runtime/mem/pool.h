@@ -8,6 +8,7 @@
 #ifndef EMBER_MEM_POOL_H
 #define EMBER_MEM_POOL_H
 
+#include <stdbool.h>
 #include <stddef.h>
 
 #define EMI_POOL_MAX 2048           /* larger objects go straight to malloc */
@@ -24,10 +25,13 @@ static inline size_t emi_pool_size(size_t n)
 }
 void *emi_pool_alloc(size_t n);
 void emi_pool_free(void *p, size_t n);
-/* emi_pool_thread_trim frees the calling thread's caches: as the thread ends,
- * or when it goes on but has gone idle (a scheduler gives back what it kept,
- * sched.c). */
+/* emi_pool_thread_trim frees the calling thread's caches and lets go of its
+ * carrier, as the thread ends. */
 void emi_pool_thread_trim(void);
+/* emi_pool_thread_flush hands the calling thread's caches to the depot but
+ * keeps the carrier it cuts new objects from: what a scheduler does each time
+ * it goes to sleep. */
+void emi_pool_thread_flush(void);
 /* emi_pool_depot_fini frees the objects threads handed to the central depot
  * (as the runtime stops, once no thread allocates any more). */
 void emi_pool_depot_fini(void);
@@ -35,6 +39,11 @@ void emi_pool_depot_fini(void);
  * system: a burst of processes that has ended leaves no memory behind once the
  * node goes idle. Any thread; takes milliseconds. */
 void emi_pool_depot_trim(void);
+/* emi_pool_restock: called by a scheduler with nothing to run. If a thread
+ * has been using up carriers, make one more resident ahead of it and return
+ * true (it takes a few milliseconds on a cold guest); else return false at
+ * once. Any thread. */
+bool emi_pool_restock(void);
 /* emi_pool_bytes_held: bytes of the carriers' runs handed out and not given back
  * (each run 16 KiB; a carrier's first run holds its head), whatever their
  * objects' state: what the pool keeps from the system, without the noise of

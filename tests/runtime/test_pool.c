@@ -177,6 +177,126 @@ static void test_memory_goes_back(void **state)
     ASSERT_NO_CHECK_FAILURES();
 }
 
+/* ------------------------------ carriers: kept across naps, stocked ahead */
+
+/* A size class no other test here uses, so that no object of it waits in the
+ * depot: every allocation below past a thread's cache cuts a new run. */
+#define SOLE 1984
+#define PER_RUN (16384 / SOLE)
+#define PER_CARRIER (127 * PER_RUN)
+
+static long nap_delta = -1;
+
+/* A scheduler that goes to sleep hands its caches to the depot but keeps its
+ * carrier: the next run it needs comes from the same one. When a nap let go
+ * of it, the next run started a new carrier, whose head took a run more (and
+ * on a huge page, 2 MiB of memory resident for a handful of objects). */
+static void *nap_between_runs(void *arg)
+{
+    (void)arg;
+    void *o[2 * PER_RUN];
+    for (int k = 0; k < PER_RUN; k++)
+        o[k] = emi_pool_alloc(SOLE);
+    long h1 = (long)emi_pool_bytes_held();
+    emi_pool_thread_flush();
+    for (int k = PER_RUN; k < 2 * PER_RUN; k++)
+        o[k] = emi_pool_alloc(SOLE);
+    nap_delta = (long)emi_pool_bytes_held() - h1;
+    for (int k = 0; k < 2 * PER_RUN; k++) {
+        CHECK(o[k] != NULL);
+        emi_pool_free(o[k], SOLE);
+    }
+    emi_pool_thread_trim();
+    return NULL;
+}
+
+static void test_nap_keeps_the_carrier(void **state)
+{
+    (void)state;
+    pthread_t t;
+    CHECK_INT(0, pthread_create(&t, NULL, nap_between_runs, NULL));
+    CHECK_INT(0, pthread_join(t, NULL));
+    emi_pool_depot_trim();
+#ifndef EMI_SANITIZED
+    if (nap_delta != 16384)
+        CHECK_FAIL("the pool after a nap and %d more objects: expected one more 16 KiB run held, "
+                   "got %ld bytes more",
+                   PER_RUN, nap_delta);
+#endif
+    ASSERT_NO_CHECK_FAILURES();
+}
+
+#define STOCKED (PER_CARRIER + 200)
+static unsigned char *burst_objs[2][STOCKED];
+static long burst_rss_growth[2];
+
+/* A burst that uses up a carrier and starts the next, as a spawning
+ * scheduler does. */
+static void *burst(void *arg)
+{
+    int b = (int)(intptr_t)arg;
+    long r0 = (long)check_rss_bytes();
+    for (int k = 0; k < STOCKED; k++) {
+        burst_objs[b][k] = emi_pool_alloc(SOLE);
+        if (burst_objs[b][k])
+            fill(burst_objs[b][k], SOLE, (uint32_t)k);
+    }
+    burst_rss_growth[b] = (long)check_rss_bytes() - r0;
+    return NULL;
+}
+
+/* A thread that has used up a carrier asks for a stock; a scheduler with
+ * nothing to run makes a few carriers resident (emi_pool_restock), and the
+ * next burst cuts its objects from them without making memory resident itself;
+ * an idle node's trim gives the stock back and asks for no more. */
+static void test_stock_serves_a_burst(void **state)
+{
+    (void)state;
+    emi_pool_depot_trim();   /* no stock left from before */
+    CHECK(!emi_pool_restock());
+    pthread_t t;
+    CHECK_INT(0, pthread_create(&t, NULL, burst, (void *)0));
+    CHECK_INT(0, pthread_join(t, NULL));
+    long r0 = (long)check_rss_bytes();
+    int made = 0;
+    while (made < 10 && emi_pool_restock())
+        made++;
+    long r1 = (long)check_rss_bytes();
+    CHECK(!emi_pool_restock());
+    CHECK_INT(0, pthread_create(&t, NULL, burst, (void *)1));
+    CHECK_INT(0, pthread_join(t, NULL));
+    for (int b = 0; b < 2; b++)
+        for (int k = 0; k < STOCKED; k++) {
+            CHECK(burst_objs[b][k] != NULL);
+            if (burst_objs[b][k] && !intact(burst_objs[b][k], SOLE, (uint32_t)k))
+                CHECK_FAIL("burst %d, object %d lost its contents", b, k);
+        }
+    printf("stock: %d carriers made resident ahead (RSS +%.1f MiB); the first burst grew RSS "
+           "%.1f MiB, the one served from the stock %.1f MiB\n",
+           made, (r1 - r0) / 1048576.0, burst_rss_growth[0] / 1048576.0,
+           burst_rss_growth[1] / 1048576.0);
+#ifndef EMI_SANITIZED
+    if (made < 2 || made > 4)
+        CHECK_FAIL("carriers stocked after a burst: expected 2 to 4, got %d", made);
+    if (r1 - r0 < (long)made * (3l << 19))
+        CHECK_FAIL("%d carriers stocked: expected RSS to grow by at least %ld bytes, got %ld", made,
+                   (long)made * (3l << 19), r1 - r0);
+    if (burst_rss_growth[1] > (1l << 20))
+        CHECK_FAIL("a burst served from the stock: expected RSS to grow by at most 1 MiB, got %ld",
+                   burst_rss_growth[1]);
+#else
+    CHECK_INT(0, made);   /* objects come from malloc: no carriers to stock */
+#endif
+    for (int b = 0; b < 2; b++)
+        for (int k = 0; k < STOCKED; k++)
+            emi_pool_free(burst_objs[b][k], SOLE);
+    emi_pool_thread_trim();
+    emi_pool_depot_trim();
+    /* The second burst used up a carrier too; the trim forgot that. */
+    CHECK(!emi_pool_restock());
+    ASSERT_NO_CHECK_FAILURES();
+}
+
 /* ------------------------------ rounds of messages on an idle-going node */
 
 #define WAKE_WORKERS (100000 / EMBER_STRESS_SCALE)
@@ -253,6 +373,8 @@ int main(void)
         cmocka_unit_test(test_distinct_and_intact),
         cmocka_unit_test(test_across_threads),
         cmocka_unit_test(test_memory_goes_back),
+        cmocka_unit_test(test_nap_keeps_the_carrier),
+        cmocka_unit_test(test_stock_serves_a_burst),
         cmocka_unit_test(test_rounds_of_messages_do_not_grow_memory),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
