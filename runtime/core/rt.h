@@ -33,6 +33,8 @@
                                       costs two of the 65,530 map entries, and only
                                       the pages a process touched */
 #define EMI_STACKS_PER_SCHED_MAX 1024
+#define EMI_SHARE_SLOTS 16         /* a scheduler's table of shared images (stack/share.c) */
+#define EMI_SHARE_MAX_WORDS 32     /* larger images are never shared */
 #define EMI_VACANT_MAX 32          /* stacks left by ended processes, kept per scheduler */
 #define EMI_MAX_SCHEDULERS 64
 
@@ -95,7 +97,8 @@ typedef struct emi_proc {
     atomic_uint_fast64_t reductions;
     unsigned char *img;             /* saved stack image (copy stacks) */
     uint32_t wait_timer_slot;       /* the timer armed for a receive timeout, + 1 */
-    uint32_t img_len, img_cap;
+    uint32_t img_len, img_cap;      /* img_cap 0 with img set: a shared image
+                                       (stack/share.c) */
     atomic_uint stack_bytes;        /* mirror of img_cap for introspection */
 
     /* (third line) Written by senders, rarely. */
@@ -164,6 +167,13 @@ typedef struct emi_xstack {
 
 typedef struct emi_timers emi_timers;
 
+/* A saved image that identical waiting processes share (stack/share.c). */
+typedef struct emi_image emi_image;
+struct emi_image_slot {
+    uint64_t seen;                  /* hash of the last image that missed here */
+    emi_image *img;                 /* a shared image, or NULL (one reference) */
+};
+
 typedef struct emi_sched {
     /* Written by the owner thread only. */
     _Alignas(EMI_CACHELINE) int id;
@@ -220,6 +230,7 @@ typedef struct emi_sched {
     /* Displaced by runnext: newest runs first. After the fields above, which a
      * message's path reads and writes, so that they share a few lines. */
     emi_proc *lifo[EMI_LIFO_SIZE];
+    struct emi_image_slot img_share[EMI_SHARE_SLOTS];  /* images made here (owner only) */
 #ifdef EMBER_SEPARATE_STACKS
     void *fiber;
     const void *stack_bottom;
@@ -706,6 +717,17 @@ void emi_stack_switch_in(emi_sched *s, emi_proc *p);  /* scheduler side of a swi
 void emi_stack_switch_out(emi_proc *p);           /* process side of a switch */
 void emi_stack_on_entry(emi_proc *p);             /* first thing a new process does */
 void emi_stack_proc_free(emi_proc *p);            /* the struct is about to be freed */
+/* Shared images (stack/share.c). emi_image_share: on s's thread, with r's frames
+ * on x from r->sp up, make r's image a shared one if an equal one exists or has
+ * just been seen; false leaves r's image to the caller. emi_image_restore: copy
+ * p's shared image back onto x and let go of it. emi_image_drop: free whatever
+ * image p holds (any thread). emi_image_slots_fini: s's table, as it stops. */
+void emi_image_share_init(void);                   /* before the schedulers start */
+bool emi_image_share(emi_sched *s, emi_proc *r, const emi_xstack *x, size_t len);
+void emi_image_restore(emi_proc *p, const emi_xstack *x);
+void emi_image_drop(emi_proc *p);
+void emi_image_unref(emi_image *im);
+void emi_image_slots_fini(emi_sched *s);
 /* emi_stack_handoff: from process p's context, make q ready to run on its stack
  * (q not on p's stack, its stack free); false if it cannot be done directly. */
 bool emi_stack_handoff(emi_sched *s, emi_proc *p, emi_proc *q);

@@ -466,6 +466,6 @@ void emi_proc_reap(emi_proc *p)
 void emi_proc_free(emi_proc *p)
 {
     emi_stack_proc_free(p);
-    emi_pool_free(p->img, p->img_cap);
+    emi_image_drop(p);
     emi_pool_free(p, sizeof(emi_proc));
 }

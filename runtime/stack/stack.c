@@ -142,6 +142,7 @@ _Static_assert(sizeof(emi_xstack) == EMI_CACHELINE, "a stack's descriptor fills 
 
 int emi_stacks_init(emi_sched *s)
 {
+    emi_image_share_init();
     uint32_t n = EMI_STACKS_PER_NODE / (uint32_t)emi_rt_g->nsched;
     if (n > EMI_STACKS_PER_SCHED_MAX)
         n = EMI_STACKS_PER_SCHED_MAX;
@@ -165,14 +166,19 @@ void emi_stacks_fini(emi_sched *s)
 {
     for (uint32_t i = 0; s->stacks && i < s->nstacks; i++)
         unmap_stack(&s->stacks[i]);
+    emi_image_slots_fini(s);
     free(s->stacks);
     s->stacks = NULL;
 }
 
-/* Copy the resident's frames out so that another process can use the stack. */
-static void save_image(emi_proc *r, emi_xstack *x)
+/* Copy the resident's frames out so that another process can use the stack:
+ * into an image shared with processes whose frames are the same (share.c), or
+ * into one of its own. */
+static void save_image(emi_sched *s, emi_proc *r, emi_xstack *x)
 {
     size_t len = (size_t)(x->hi - (unsigned char *)r->sp);
+    if (emi_image_share(s, r, x, len))
+        return;
     if (len > r->img_cap || r->img_cap > 4 * len + 4096) {
         size_t cap = emi_pool_size(len);
         unsigned char *img = emi_pool_alloc(cap);
@@ -180,7 +186,7 @@ static void save_image(emi_proc *r, emi_xstack *x)
             /* Losing the frames would corrupt the process: nothing can recover. */
             emi_fatal("out of memory saving the stack of a process");
         }
-        emi_pool_free(r->img, r->img_cap);
+        emi_image_drop(r);
         r->img = img;
         r->img_cap = (uint32_t)cap;
         /* Relaxed: a figure for introspection. */
@@ -330,14 +336,17 @@ int emi_stack_enter(emi_sched *s, emi_proc *p)
     }
     if (x->resident != p) {
         if (x->resident)
-            save_image(x->resident, x);
+            save_image(s, x->resident, x);
         if (!p->sp) {
             boot_frame(p, x);
         } else {
             /* memcheck marked the part of this stack below the last resident's
              * stack pointer as gone when its frames popped; it is ours again. */
             VALGRIND_MAKE_MEM_UNDEFINED(p->sp, p->img_len);
-            memcpy(p->sp, p->img, p->img_len);
+            if (p->img_cap)
+                memcpy(p->sp, p->img, p->img_len);
+            else
+                emi_image_restore(p, x);
         }
         x->resident = p;
     }
@@ -355,12 +364,7 @@ bool emi_stack_handoff(emi_sched *s, emi_proc *p, emi_proc *q)
     return emi_stack_enter(s, q) == 0;
 }
 
-static void drop_image(emi_proc *p)
-{
-    emi_pool_free(p->img, p->img_cap);
-    p->img = NULL;
-    p->img_cap = p->img_len = 0;
-}
+static void drop_image(emi_proc *p) { emi_image_drop(p); }
 
 /* At shutdown, with every scheduler stopped. */
 void emi_stack_exit(emi_proc *p)

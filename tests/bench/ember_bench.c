@@ -9,7 +9,10 @@
  * wait for dist and distbulk (em_dist_config; default 1,000); -H RING_HOPS, the
  * ring's hops (default 1,000,000, as in the anchor); -v, after the timed part, a
  * line per scheduler on stderr (stacks mapped, runs, steals) and one for solo mode,
- * to tell a slow run's cause from the machine's noise.
+ * to tell a slow run's cause from the machine's noise; -u, spawn's waiters each
+ * keep a value of their own (their index) across the receive, so that no two
+ * can share a saved stack image (runtime/stack/share.c): the cost of processes
+ * whose frames differ, beside the anchors' identical ones.
  */
 #include <stdatomic.h>
 #include <stdio.h>
@@ -102,6 +105,18 @@ static void waiter(em_term arg)
     em_receive(&m, EM_INFINITY);
 }
 
+/* -u: a waiter whose frames are its own. */
+static int unique_waiters;
+
+static void waiter_own(em_term arg)
+{
+    volatile int64_t mine = 0;
+    em_get_int(arg, (int64_t *)&mine);
+    waiter(EM_NIL);
+    if (mine < 0)
+        abort();   /* never: keeps `mine` live across the receive */
+}
+
 static long waiters_run(void)
 {
     long sum = 0;
@@ -117,8 +132,12 @@ static void bench_spawn(em_term arg)
     em_pid_t *pids = malloc((size_t)n * sizeof *pids);
     long r0 = rss_kb();
     uint64_t t0 = now_us();
-    for (long i = 0; i < n; i++)
-        check(em_spawn(waiter, EM_NIL, &pids[i]), "spawn");
+    if (unique_waiters)
+        for (long i = 0; i < n; i++)
+            check(em_spawn(waiter_own, em_int(i), &pids[i]), "spawn");
+    else
+        for (long i = 0; i < n; i++)
+            check(em_spawn(waiter, EM_NIL, &pids[i]), "spawn");
     uint64_t t_loop = now_us();
     /* Unlike the anchors, which stop the clock when the spawn loop ends, wait
      * until every process has run and parked in receive: the cost of a process
@@ -342,7 +361,7 @@ static void bench_monitor(em_term arg)
 
 static int usage(void)
 {
-    fprintf(stderr, "usage: ember-bench [-v] [-s SCHEDULERS] [-H RING_HOPS] spawn|skynet|ring|pingpong|link|monitor N\n"
+    fprintf(stderr, "usage: ember-bench [-v] [-u] [-s SCHEDULERS] [-H RING_HOPS] spawn|skynet|ring|pingpong|link|monitor N\n"
                     "       ember-bench [-s SCHEDULERS] [-w BUSY_WAIT_US] dist|distbulk N\n"
                     "       ember-bench [-s SCHEDULERS] all [N]\n");
     return 2;
@@ -384,7 +403,7 @@ static int run_one(const char *name, long n, int scheds)
 int main(int argc, char **argv)
 {
     int scheds = 0, opt;
-    while ((opt = getopt(argc, argv, "s:w:H:v")) != -1) {
+    while ((opt = getopt(argc, argv, "s:w:H:vu")) != -1) {
         if (opt == 's')
             scheds = atoi(optarg);
         else if (opt == 'w')
@@ -393,6 +412,8 @@ int main(int argc, char **argv)
             ring_hops = atol(optarg);
         else if (opt == 'v')
             verbose = 1;
+        else if (opt == 'u')
+            unique_waiters = 1;
         else
             return usage();
     }
