@@ -726,7 +726,6 @@ void emi_image_share_init(void);                   /* before the schedulers star
 bool emi_image_share(emi_sched *s, emi_proc *r, const emi_xstack *x, size_t len);
 void emi_image_restore(emi_proc *p, const emi_xstack *x);
 void emi_image_drop(emi_proc *p);
-void emi_image_unref(emi_image *im);
 void emi_image_slots_fini(emi_sched *s);
 /* emi_stack_handoff: from process p's context, make q ready to run on its stack
  * (q not on p's stack, its stack free); false if it cannot be done directly. */

@@ -75,7 +75,7 @@ static uint64_t normalize(const emi_proc *p, const emi_xstack *x, const uint64_t
     return h ^ tags;
 }
 
-void emi_image_unref(emi_image *im)
+static void image_unref(emi_image *im)
 {
     /* Acq_rel: whoever frees it has seen every other holder's last read. */
     if (atomic_fetch_sub_explicit(&im->refs, 1, memory_order_acq_rel) == 1)
@@ -87,7 +87,7 @@ void emi_image_drop(emi_proc *p)
     if (p->img_cap)
         emi_pool_free(p->img, p->img_cap);
     else if (p->img)
-        emi_image_unref((emi_image *)(void *)p->img);
+        image_unref((emi_image *)(void *)p->img);
     p->img = NULL;
     p->img_cap = p->img_len = 0;
 }
@@ -115,7 +115,7 @@ bool emi_image_share(emi_sched *s, emi_proc *r, const emi_xstack *x, size_t len)
         im->hash = h;
         memcpy(im->w, w, len);
         if (sl->img)
-            emi_image_unref(sl->img);
+            image_unref(sl->img);
         sl->img = im;
     }
     /* Relaxed: the slot's reference keeps it alive, and the image reaches
@@ -140,14 +140,14 @@ void emi_image_restore(emi_proc *p, const emi_xstack *x)
     }
     p->img = NULL;
     p->img_len = 0;
-    emi_image_unref(im);
+    image_unref(im);
 }
 
 void emi_image_slots_fini(emi_sched *s)
 {
     for (int i = 0; i < EMI_SHARE_SLOTS; i++) {
         if (s->img_share[i].img)
-            emi_image_unref(s->img_share[i].img);
+            image_unref(s->img_share[i].img);
         s->img_share[i].img = NULL;
         s->img_share[i].seen = 0;
     }

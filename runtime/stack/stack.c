@@ -364,22 +364,20 @@ bool emi_stack_handoff(emi_sched *s, emi_proc *p, emi_proc *q)
     return emi_stack_enter(s, q) == 0;
 }
 
-static void drop_image(emi_proc *p) { emi_image_drop(p); }
-
 /* At shutdown, with every scheduler stopped. */
 void emi_stack_exit(emi_proc *p)
 {
     if (p->xs)
         unbind(NULL, p->xs, p, false);
     p->xs = NULL;
-    drop_image(p);
+    emi_image_drop(p);
 }
 
 void emi_stack_vacate(emi_sched *s, emi_proc *p)
 {
     emi_xstack *x = p->xs;
     s->ended_here++;
-    drop_image(p);
+    emi_image_drop(p);
     if (!x)
         return;
     p->xs = NULL;
