@@ -21,7 +21,9 @@ const char *em_status_name(em_status s)
 
 static size_t proc_memory(emi_proc *p)
 {
-    return sizeof(emi_proc) + atomic_load_explicit(&p->heap.bytes, memory_order_relaxed) +
+    /* The heap's figure counts the process's own saved stack image too. */
+    emi_proc_ext *x = emi_proc_ext_peek(p);
+    return sizeof(emi_proc) + (x ? sizeof *x : 0) + atomic_load_explicit(&p->heap.bytes, memory_order_relaxed) +
            emi_stack_bytes(p);
 }
 
@@ -57,15 +59,16 @@ int em_process_info(em_pid_t pid, em_proc_info *out)
     size_t inbox = emi_inbox_count(atomic_load_explicit(&p->inbox, memory_order_relaxed));
     out->pid = pid;
     out->status = (em_status)atomic_load_explicit(&p->status, memory_order_relaxed);
+    emi_proc_ext *x = emi_proc_ext_peek(p);
     out->mailbox_len = atomic_load_explicit(&p->mq_len, memory_order_relaxed) + inbox +
-                       (size_t)atomic_load_explicit(&p->msgs_over, memory_order_relaxed);
+                       (x ? (size_t)atomic_load_explicit(&x->msgs_over, memory_order_relaxed) : 0);
     out->memory_bytes = proc_memory(p);
     out->reductions = atomic_load_explicit(&p->reductions, memory_order_relaxed);
-    out->entry = p->entry;
-    out->name = atomic_load_explicit(&p->name, memory_order_relaxed);
+    out->entry = emi_entry_name(p->entry);
+    out->name = emi_proc_name(p);
     out->scheduler = atomic_load_explicit(&p->sched_id, memory_order_relaxed);
     out->memory_bytes += emi_relations_counts(p, &out->links, &out->monitored_by);
-    out->trap_exit = atomic_load_explicit(&p->trap_exit, memory_order_relaxed);
+    out->trap_exit = emi_proc_flag(p, EMI_PF_TRAP_EXIT);
     return 0;
 }
 

@@ -33,7 +33,7 @@
                                       costs two of the 65,530 map entries, and only
                                       the pages a process touched */
 #define EMI_STACKS_PER_SCHED_MAX 1024
-#define EMI_SHARE_SLOTS 16         /* a scheduler's table of shared images (stack/share.c) */
+#define EMI_SHARE_SLOTS 16         /* a scheduler's table of shared images (stack/image.c) */
 #define EMI_SHARE_MAX_WORDS 32     /* larger images are never shared */
 #define EMI_VACANT_MAX 32          /* stacks left by ended processes, kept per scheduler */
 #define EMI_MAX_SCHEDULERS 64
@@ -64,20 +64,36 @@ enum emi_why {
     WHY_PREEMPT,     /* interrupted by the preemption signal: run again, here */
 };
 
+/* What few processes need, kept apart so that a process that needs none of it
+ * (a million waiting in receive) does not pay for it in every struct: made on
+ * first use (emi_proc_ext), freed with the process. */
+typedef struct emi_proc_ext {
+    struct emi_reltab *rels;        /* links and monitors, under p's rel_lock */
+    _Atomic(em_term) name;          /* registered name or EM_NONE */
+    atomic_uint msgs_over;          /* pushes beyond the inbox head's 16-bit count
+                                       (written by senders) */
+    /* The timer armed for a receive timeout (the thread running the process). */
+    uint32_t wait_timer_slot;       /* + 1; 0: none */
+    uint32_t wait_timer_gen;
+    uint8_t wait_timer_sched;       /* id of the scheduler whose table holds it */
+} emi_proc_ext;
+
+/* Bits of a process's `flags` byte. One writer at a time, the thread running the
+ * process or holding it pinned (which is the same thread); others read them. */
+#define EMI_PF_TRAP_EXIT 1u         /* exit signals become ['EXIT', From, Reason] */
+#define EMI_PF_PINNED 2u            /* in its scheduler's preempted queue (killers read it) */
+#define EMI_PF_TIMED 4u             /* a receive timeout is armed (ext->wait_timer_*) */
+
 typedef struct emi_proc {
-    /* Three cache lines, 192 bytes in a release build: a million processes waiting
+    /* Two cache lines, 128 bytes in a release build: a million processes waiting
      * in receive pay for every byte twice, once in memory and once in the time
-     * fresh memory costs (docs/performance.md), so fields are as narrow as their
-     * values allow and the three lives of a process's last word (its argument
-     * until it first runs, its exit reason as it ends, its grace period once
-     * retired) share one.
+     * fresh memory costs (docs/performance.md: 64 bytes more cost about 75 ns a
+     * spawn), so fields are as narrow as their values allow, words whose lives
+     * do not overlap share one, and what few processes use lives in `ext`.
      *
-     * The fields of every message's path, in the first 128 bytes: a send to a
-     * parked process writes the inbox, the queue and the status, and the
-     * process, when it runs, reads them beside its stack, its heap and its
-     * scheduler. Spread over all 256 bytes, a hop around a ring of a thousand
-     * missed the first-level cache 9.1 times; together, 8.1 (cachegrind). A
-     * process comes from the pool (64-byte classes), so they span two lines. */
+     * The first line is every message's path: a send to a parked process writes
+     * the inbox, the queue and the status, and the process, when it runs, reads
+     * them beside its stack and its scheduler. */
     _Atomic(emi_block *) inbox;     /* LIFO of arrived blocks, or a sentinel
                                        (written by senders on any thread) */
     em_pid_t pid;                   /* constant after spawn */
@@ -89,58 +105,90 @@ typedef struct emi_proc {
     atomic_uchar sig_pending;       /* an exit signal is in the inbox: look soon */
     atomic_uchar timeout_fired;     /* set by a timer before it tries to wake us */
     uint8_t why;                    /* enum emi_why */
-    /* Written by the thread running the process. */
-    void *sp;                       /* saved stack pointer while suspended */
+    /* Written by the thread running the process. While it is suspended, its
+     * saved stack pointer, or, once another process took its execution stack,
+     * its saved image tagged in the low bits (EMI_IMG_*, stack/image.c); NULL
+     * before the first run. */
+    void *sp;
     struct emi_xstack *xs;          /* the stack it runs on */
-    /* (second line) */
+
+    /* (second line) Written by the thread running the process. */
     struct em_heap heap;
     atomic_uint_fast64_t reductions;
-    unsigned char *img;             /* saved stack image (copy stacks) */
-    uint32_t wait_timer_slot;       /* the timer armed for a receive timeout, + 1 */
-    uint32_t img_len, img_cap;      /* img_cap 0 with img set: a shared image
-                                       (stack/share.c) */
-    atomic_uint stack_bytes;        /* mirror of img_cap for introspection */
-
-    /* (third line) Written by senders, rarely. */
-    atomic_uint msgs_over;          /* pushes beyond the head's 16-bit count */
-
-    /* Links and monitors (proc/relations.h): written under rel_lock by the
-     * process and by the processes whose death touches them. */
-    atomic_uchar rel_lock;
-    atomic_bool rel_dead;           /* ended: no new relation may be added; also
-                                       what em_is_alive reads */
-    atomic_bool trap_exit;          /* exit signals become ['EXIT', From, Reason]
-                                       (written by the process itself) */
-
-    /* Written by the thread running the process, off the message path. */
-    atomic_uchar pinned;            /* in its scheduler's preempted queue (read by killers) */
-    uint32_t wait_timer_gen;
-    uint16_t wait_timer_sched;      /* id of the scheduler whose table holds the timer */
-    atomic_short sched_id;          /* last scheduler, for introspection */
-    struct emi_reltab *rels;
-
-    /* Constant after spawn; read by anyone holding the pointer. */
-    const char *entry;
-    em_proc_fn fn;
-
     union {
         em_term arg;                /* until the first run passes it to fn */
         em_term exit_reason;        /* set as it ends (EM_NONE: normal); lives in its heap */
         uint64_t retire_epoch;      /* retired: the QSBR epoch (sched/qsbr.c) */
     } last;
-    _Atomic(em_term) name;          /* registered name or EM_NONE */
-    struct emi_proc *qnext;         /* global run queue, then the QSBR limbo list */
+    struct emi_proc *qnext;         /* global or preempted queue, then the QSBR limbo */
+    _Atomic(emi_proc_ext *) ext;    /* NULL until needed (any thread may make it) */
+    uint32_t entry;                 /* its function and name (proc/entry.c) */
+    /* Links and monitors (proc/relations.h): rel_lock guards ext->rels. */
+    atomic_uchar rel_lock;
+    atomic_bool rel_dead;           /* ended: no new relation may be added; also
+                                       what em_is_alive reads */
+    atomic_uchar flags;             /* EMI_PF_* */
+    atomic_uchar sched_id;          /* last scheduler, for introspection and kills */
 #ifndef NDEBUG
     atomic_int queued;              /* debug builds: 1 while in a run queue */
 #endif
 #ifdef EMBER_SEPARATE_STACKS
     void *fiber;                    /* ThreadSanitizer's fiber */
     const void *asan_fake;          /* AddressSanitizer's fake stack while suspended */
+    atomic_uint stack_bytes;        /* for introspection: its own stack's pages touched */
 #endif
 } emi_proc;
 #if defined(NDEBUG) && !defined(EMBER_SEPARATE_STACKS)
-_Static_assert(sizeof(emi_proc) == 3 * EMI_CACHELINE, "a process fills three cache lines");
+_Static_assert(sizeof(emi_proc) == 2 * EMI_CACHELINE, "a process fills two cache lines");
 #endif
+_Static_assert(EMI_MAX_SCHEDULERS <= 256, "a scheduler id fits a byte");
+
+/* emi_proc_ext: p's ext, made if it has none (any thread), or NULL when memory
+ * runs out. emi_proc_ext_peek: p's ext or NULL. */
+emi_proc_ext *emi_proc_ext_get(emi_proc *p);
+static inline emi_proc_ext *emi_proc_ext_peek(const emi_proc *p)
+{
+    /* Acquire pairs with the release in emi_proc_ext_get: its fields are set. */
+    return atomic_load_explicit(&((emi_proc *)p)->ext, memory_order_acquire);
+}
+/* emi_proc_name: p's registered name or EM_NONE (relaxed: a snapshot). */
+static inline em_term emi_proc_name(const emi_proc *p)
+{
+    emi_proc_ext *x = emi_proc_ext_peek(p);
+    return x ? atomic_load_explicit(&x->name, memory_order_relaxed) : EM_NONE;
+}
+/* emi_proc_flag: whether bit f of p's flags is set. emi_proc_flag_set: set or
+ * clear it (the one writer; see EMI_PF_*); returns whether it was set. */
+static inline bool emi_proc_flag(const emi_proc *p, unsigned f)
+{
+    /* Relaxed: flags are hints or written by the reader's own thread. */
+    return atomic_load_explicit(&((emi_proc *)p)->flags, memory_order_relaxed) & f;
+}
+static inline bool emi_proc_flag_set(emi_proc *p, unsigned f, bool on)
+{
+    /* Relaxed: one writer at a time (the bits' comment); readers take hints. */
+    unsigned v = atomic_load_explicit(&p->flags, memory_order_relaxed);
+    atomic_store_explicit(&p->flags, (unsigned char)(on ? v | f : v & ~f), memory_order_relaxed);
+    return v & f;
+}
+
+/* proc/entry.c: the table of (function, name) pairs that processes run. A
+ * scheduler remembers its last few pairs (owner only). */
+#define EMI_ENTRY_MEMO 8
+struct emi_entry_memo {
+    em_proc_fn fn;
+    const char *name;
+    uint32_t id;
+};
+struct emi_sched;
+/* emi_entry_intern: the index of (fn, name), added if new; EM_ENOMEM or
+ * EM_ESYSLIMIT (16M distinct pairs). s is the caller's scheduler or NULL.
+ * emi_entry_fn / emi_entry_name: a pair's members (any thread holding a process
+ * with that index). emi_entries_fini: forget every pair (runtime stopped). */
+int emi_entry_intern(struct emi_sched *s, em_proc_fn fn, const char *name, uint32_t *out);
+em_proc_fn emi_entry_fn(uint32_t id);
+const char *emi_entry_name(uint32_t id);
+void emi_entries_fini(void);
 
 /* An execution stack. With copy stacks, many processes share one: the process
  * running on it holds `busy`, and `resident` is the process whose frames are there
@@ -167,7 +215,7 @@ typedef struct emi_xstack {
 
 typedef struct emi_timers emi_timers;
 
-/* A saved image that identical waiting processes share (stack/share.c). */
+/* A saved image that identical waiting processes share (stack/image.c). */
 typedef struct emi_image emi_image;
 struct emi_image_slot {
     uint64_t seen;                  /* hash of the last image that missed here */
@@ -231,6 +279,7 @@ typedef struct emi_sched {
      * message's path reads and writes, so that they share a few lines. */
     emi_proc *lifo[EMI_LIFO_SIZE];
     struct emi_image_slot img_share[EMI_SHARE_SLOTS];  /* images made here (owner only) */
+    struct emi_entry_memo entry_memo[EMI_ENTRY_MEMO];  /* pairs interned here (owner only) */
 #ifdef EMBER_SEPARATE_STACKS
     void *fiber;
     const void *stack_bottom;
@@ -717,13 +766,18 @@ void emi_stack_switch_in(emi_sched *s, emi_proc *p);  /* scheduler side of a swi
 void emi_stack_switch_out(emi_proc *p);           /* process side of a switch */
 void emi_stack_on_entry(emi_proc *p);             /* first thing a new process does */
 void emi_stack_proc_free(emi_proc *p);            /* the struct is about to be freed */
-/* Shared images (stack/share.c). emi_image_share: on s's thread, with r's frames
- * on x from r->sp up, make r's image a shared one if an equal one exists or has
- * just been seen; false leaves r's image to the caller. emi_image_restore: copy
- * p's shared image back onto x and let go of it. emi_image_drop: free whatever
- * image p holds (any thread). emi_image_slots_fini: s's table, as it stops. */
+/* Saved images (stack/image.c). While a process is away from its execution
+ * stack, its `sp` holds its image's address with one of these tags in the low
+ * bits. emi_image_save: on s's thread, holding x, copy the frames of x's
+ * resident r off x (into an image shared with identical ones, or its own).
+ * emi_image_restore: copy p's image back onto x and let go of it. emi_image_drop:
+ * free whatever image p holds (any thread, p not running). emi_image_slots_fini:
+ * s's table of shared images, as it stops. */
+#define EMI_IMG_OWN 1u
+#define EMI_IMG_SHARED 2u
+#define EMI_IMG_TAGS 3u
 void emi_image_share_init(void);                   /* before the schedulers start */
-bool emi_image_share(emi_sched *s, emi_proc *r, const emi_xstack *x, size_t len);
+void emi_image_save(emi_sched *s, emi_proc *r, const emi_xstack *x);
 void emi_image_restore(emi_proc *p, const emi_xstack *x);
 void emi_image_drop(emi_proc *p);
 void emi_image_slots_fini(emi_sched *s);

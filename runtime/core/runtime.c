@@ -102,6 +102,7 @@ static void rt_free(emi_rt *rt)
     emi_pid_table_fini(rt);
     pthread_mutex_destroy(&rt->gq_lock);
     emi_registry_fini();
+    emi_entries_fini();
     emi_block_cache_fini();
     emi_pool_depot_fini();
     free(rt);

@@ -3,7 +3,8 @@
  * ThreadSanitizer (gcc says so with __SANITIZE_*__, clang with __has_feature).
  * Code that hides objects from those tools (the pool's carriers) or measures
  * what they change (memory in tests) asks EMI_SANITIZED. RUNNING_ON_VALGRIND
- * is valgrind's own test where its header is installed, else 0.
+ * is valgrind's own test where its header is installed, else 0, and
+ * VALGRIND_MAKE_MEM_UNDEFINED memcheck's request, else nothing.
  */
 #ifndef EMBER_CORE_SANITIZE_H
 #define EMBER_CORE_SANITIZE_H
@@ -20,9 +21,15 @@
 #if __has_include(<valgrind/valgrind.h>)
 #include <valgrind/valgrind.h>
 #endif
+#if __has_include(<valgrind/memcheck.h>)
+#include <valgrind/memcheck.h>
+#endif
 #endif
 #ifndef RUNNING_ON_VALGRIND
 #define RUNNING_ON_VALGRIND 0
+#endif
+#ifndef VALGRIND_MAKE_MEM_UNDEFINED
+#define VALGRIND_MAKE_MEM_UNDEFINED(a, n) ((void)(a), (void)(n))
 #endif
 
 #endif

@@ -100,7 +100,7 @@ static void fatal(int sig, siginfo_t *si, uintptr_t pc, emi_proc *p, const char 
         n = put_str(msg, n, sizeof msg, ".");
         n = put_num(msg, n, sizeof msg, em_pid_serial(p->pid), 10);
         n = put_str(msg, n, sizeof msg, "> (");
-        n = put_str(msg, n, sizeof msg, p->entry);
+        n = put_str(msg, n, sizeof msg, emi_entry_name(p->entry));
         n = put_str(msg, n, sizeof msg, ") ran");
     }
     n = put_str(msg, n, sizeof msg, ": the node stops\n");
@@ -187,7 +187,7 @@ void emi_fault_entry(void)
     em_term reason;
     if (s->fault_overflow) {
         fprintf(stderr, "ember: process %s (%s) overflowed its stack of %zu bytes and ends\n", pid,
-                p->entry, (size_t)(p->xs->hi - p->xs->lo));
+                emi_entry_name(p->entry), (size_t)(p->xs->hi - p->xs->lo));
         reason = emi_atom_stack_overflow();
     } else {
         char lower[16];
@@ -197,11 +197,11 @@ void emi_fault_entry(void)
             lower[i] = (char)(name[i] >= 'A' && name[i] <= 'Z' ? name[i] + 32 : name[i]);
         lower[i] = 0;
         if (s->fault_sig == SIGABRT)
-            fprintf(stderr, "ember: process %s (%s) aborted (pc %#lx) and ends\n", pid, p->entry,
+            fprintf(stderr, "ember: process %s (%s) aborted (pc %#lx) and ends\n", pid, emi_entry_name(p->entry),
                     (unsigned long)s->fault_pc);
         else
             fprintf(stderr, "ember: process %s (%s) crashed: %s at address %#lx (pc %#lx) and ends\n",
-                    pid, p->entry, name, (unsigned long)s->fault_addr, (unsigned long)s->fault_pc);
+                    pid, emi_entry_name(p->entry), name, (unsigned long)s->fault_addr, (unsigned long)s->fault_pc);
         reason = EM_ARR(em_atom("fault"), em_atom(lower),
                         s->fault_sig == SIGABRT ? EM_NIL : em_uint(s->fault_addr));
         if (reason == EM_NONE)

@@ -27,6 +27,12 @@ static inline uint32_t first_chunk_cap(void)
 
 static _Thread_local struct em_heap *thread_heap;
 
+/* A first chunk kept from the last release on this scheduler thread: a process
+ * that builds a message per loop and releases it would otherwise allocate and
+ * free its first chunk every time. Per thread rather than per heap, so that a
+ * process struct does not carry it. */
+static _Thread_local emi_block *spare;
+
 /* Blocks come from the per-thread pool: a send and the receive that frees the
  * block usually run on the same scheduler thread. */
 emi_block *emi_block_new(size_t cap)
@@ -54,7 +60,13 @@ void emi_block_free(emi_block *b)
     emi_pool_free(b, sizeof(emi_block) + b->cap);
 }
 
-void emi_block_cache_fini(void) { emi_pool_thread_trim(); }
+void emi_block_cache_fini(void)
+{
+    if (spare)
+        emi_block_free(spare);
+    spare = NULL;
+    emi_pool_thread_trim();
+}
 
 emi_block *emi_small_block_slow(void) { return emi_block_new(EMI_SMALL_BYTES); }
 
@@ -181,9 +193,9 @@ void *emi_heap_alloc(struct em_heap *h, size_t bytes)
         if (cap > UINT32_MAX)
             return NULL;
         emi_block *n;
-        if (cap == CHUNK_MIN && h->spare) {
-            n = h->spare;
-            h->spare = NULL;
+        if (cap == CHUNK_MIN && spare) {
+            n = spare;
+            spare = NULL;
             n->used = 0;
             n->term = EM_NONE;
             n->sig = 0;
@@ -222,8 +234,8 @@ static void heap_free_until(struct em_heap *h, emi_block *stop, bool keep_spare)
             chunk = NULL;
         /* A process that builds a message per loop and releases it would allocate
          * and free its first chunk every time: keep one for the next build. */
-        if (keep_spare && !h->spare && b->cap == first_chunk_cap() && !b->offheap)
-            h->spare = b;
+        if (keep_spare && !spare && b->cap == first_chunk_cap() && !b->offheap)
+            spare = b;
         else
             emi_block_free(b);
         b = next;
@@ -236,9 +248,6 @@ static void heap_free_until(struct em_heap *h, emi_block *stop, bool keep_spare)
 void emi_heap_fini(struct em_heap *h)
 {
     heap_free_until(h, NULL, false);
-    if (h->spare)
-        emi_block_free(h->spare);
-    h->spare = NULL;
     h->chunk = NULL;
     atomic_store_explicit(&h->bytes, 0, memory_order_relaxed);
 }
@@ -280,7 +289,8 @@ void emi_heap_release(struct em_heap *h, em_mark m)
         emi_heap_bytes_add(h, emi_block_bytes(b), -1);
         emi_block_free(b);
     } else {
-        heap_free_until(h, m.head, true);
+        /* Only scheduler threads keep a spare: they free it as they stop. */
+        heap_free_until(h, m.head, emi_self_sched != NULL);
     }
     cut_back(h, m);
 }

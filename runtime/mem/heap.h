@@ -33,7 +33,6 @@ typedef struct emi_block {
 struct em_heap {
     emi_block *head;            /* newest block */
     emi_block *chunk;           /* arena chunk being bump-allocated */
-    emi_block *spare;           /* a first-size chunk kept from the last release */
     atomic_size_t bytes;        /* bytes of all blocks in the list; written by the
                                    owner only, read by introspection */
 };

@@ -75,9 +75,14 @@ int em_register(em_term name, em_pid_t pid)
     emi_proc *p = emi_proc_lookup(pid);
     if (!p || atomic_load_explicit(&p->status, memory_order_relaxed) == EM_EXITING)
         return EM_ENOPROC;
+    /* Made before the name is stored, so that the exit path finds it (seq_cst
+     * in emi_proc_ext_get and emi_proc_destroy). */
+    emi_proc_ext *x = emi_proc_ext_get(p);
+    if (!x)
+        return EM_ENOMEM;
     int rc = 0;
     pthread_mutex_lock(&lock);
-    if (find(name) || atomic_load_explicit(&p->name, memory_order_relaxed) != EM_NONE) {
+    if (find(name) || atomic_load_explicit(&x->name, memory_order_relaxed) != EM_NONE) {
         rc = EM_EEXIST;
     } else if ((used + 1) * 4 > cap * 3 && (rc = grow()) != 0) {
         /* out of memory */
@@ -93,12 +98,12 @@ int em_register(em_term name, em_pid_t pid)
         /* seq_cst: pairs with the exit path's store of EXITING then load of the
          * name (see emi_proc_destroy); if the process began to exit meanwhile,
          * take the name back ourselves. */
-        atomic_store_explicit(&p->name, name, memory_order_seq_cst);
+        atomic_store_explicit(&x->name, name, memory_order_seq_cst);
         if (atomic_load_explicit(&p->status, memory_order_seq_cst) == EM_EXITING) {
             tab[i].name = DELETED;
             tab[i].pid = 0;
             live--;
-            atomic_store_explicit(&p->name, EM_NONE, memory_order_relaxed);
+            atomic_store_explicit(&x->name, EM_NONE, memory_order_relaxed);
             rc = EM_ENOPROC;
         }
     }
@@ -113,8 +118,9 @@ static int drop(em_term name, em_pid_t only)
     slot *s = find(name);
     if (s && (!only || s->pid == only)) {
         emi_proc *p = emi_proc_lookup(s->pid);
-        if (p)
-            atomic_store_explicit(&p->name, EM_NONE, memory_order_relaxed);
+        emi_proc_ext *x = p ? emi_proc_ext_peek(p) : NULL;
+        if (x)
+            atomic_store_explicit(&x->name, EM_NONE, memory_order_relaxed);
         s->name = DELETED;
         s->pid = 0;
         live--;
@@ -133,7 +139,7 @@ int em_unregister(em_term name)
 
 void emi_registry_drop(emi_proc *p)
 {
-    em_term name = atomic_load_explicit(&p->name, memory_order_relaxed);
+    em_term name = emi_proc_name(p);
     if (name != EM_NONE)
         drop(name, p->pid);
 }

@@ -31,7 +31,7 @@ __attribute__((noinline, cold)) void emi_out_of_stack(emi_proc *p)
 {
     /* Nothing here may call emi_current (no term builders): it would land here. */
     fprintf(stderr, "ember: process <0.%u.%u> (%s) ran out of stack in a call to ember and ends\n",
-            em_pid_index(p->pid), em_pid_serial(p->pid), p->entry);
+            em_pid_index(p->pid), em_pid_serial(p->pid), emi_entry_name(p->entry));
     emi_proc_end(p, emi_atom_stack_overflow());
 }
 

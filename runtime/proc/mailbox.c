@@ -27,6 +27,17 @@ static inline void mq_len_add(emi_proc *p, size_t n, int sign)
     atomic_store_explicit(&p->mq_len, sign > 0 ? v + (unsigned)n : v - (unsigned)n, memory_order_relaxed);
 }
 
+/* Count pushes beyond the inbox head's count (n > 0) or their taking (n < 0),
+ * for very long mailboxes only. A figure for introspection: without memory for
+ * the ext, it is left out. */
+static void msgs_over_add(emi_proc *p, int64_t n)
+{
+    emi_proc_ext *x = n > 0 ? emi_proc_ext_get(p) : emi_proc_ext_peek(p);
+    if (x)
+        /* Relaxed: a figure; senders and the receiver only add to it. */
+        atomic_fetch_add_explicit(&x->msgs_over, (unsigned)n, memory_order_relaxed);
+}
+
 /* Append the chain first..last (n blocks, last->next NULL) to the private queue. */
 static inline void mq_append(emi_proc *p, emi_block *first, emi_block *last, size_t n)
 {
@@ -93,8 +104,7 @@ static inline __attribute__((always_inline)) int deliver(emi_sched *self, emi_pr
     emi_mb_end(self);
     if (count == EMI_INBOX_COUNT_MAX && old != EMI_INBOX_SLEEP &&
         emi_inbox_count(old) == EMI_INBOX_COUNT_MAX)
-        /* Relaxed: a figure for introspection, for very long mailboxes only. */
-        atomic_fetch_add_explicit(&p->msgs_over, 1, memory_order_relaxed);
+        msgs_over_add(p, 1);
     if (self)
         emi_stat_add(&self->stat_sent, 1);
     if (old == EMI_INBOX_SLEEP) {
@@ -308,7 +318,7 @@ __attribute__((noinline)) static bool take_inbox_now(emi_proc *p)
         n++;
     }
     if (emi_inbox_count(w) == EMI_INBOX_COUNT_MAX && n > EMI_INBOX_COUNT_MAX)
-        atomic_fetch_sub_explicit(&p->msgs_over, (unsigned)(n - EMI_INBOX_COUNT_MAX), memory_order_relaxed);
+        msgs_over_add(p, -(int64_t)(n - EMI_INBOX_COUNT_MAX));
     if (!rev)
         return false;
     emi_block *before = p->mq_tail;

@@ -295,8 +295,9 @@ static int proc_create(emi_sched *s, em_proc_fn fn, const char *name, em_term ar
     if (!p)
         goto fail;
     memset(p, 0, sizeof *p);
-    p->fn = fn;
-    p->entry = name ? name : "?";
+    if ((err = emi_entry_intern(s, fn, name ? name : "?", &p->entry)) != 0)
+        goto fail;
+    err = EM_ENOMEM;
     p->last.arg = arg;
     if (emi_is_box(arg)) {
         /* A short tuple (skynet's {Parent, Num, Size}) goes into a small block
@@ -327,7 +328,6 @@ static int proc_create(emi_sched *s, em_proc_fn fn, const char *name, em_term ar
     }
     p->sched = s;
     atomic_init(&p->status, EM_RUNNABLE);
-    atomic_init(&p->name, EM_NONE);
     /* Release: whoever finds p in the table sees it fully built. */
     atomic_store_explicit(&rt->table[idx], p, memory_order_release);
     emi_stat_add(&s->stat_spawned, 1);
@@ -339,6 +339,11 @@ static int proc_create(emi_sched *s, em_proc_fn fn, const char *name, em_term ar
 fail:
     if (p) {
         emi_heap_fini(&p->heap);
+        emi_proc_ext *x = emi_proc_ext_peek(p);
+        if (x) {
+            emi_reltab_free(x->rels);
+            emi_pool_free(x, sizeof *x);
+        }
         emi_pool_free(p, sizeof(emi_proc));
     }
     slot_put(rt, s);
@@ -399,7 +404,7 @@ emi_entry emi_proc_start(emi_proc *p)
     emi_stack_on_entry(p);
     emi_after_resume(p->sched);
     emi_signals_check(p);   /* an exit signal may have come before the first run */
-    return (emi_entry){p->fn, p->last.arg};
+    return (emi_entry){emi_entry_fn(p->entry), p->last.arg};
 }
 
 void em_yield(void)
@@ -436,7 +441,9 @@ void emi_proc_destroy(emi_sched *s, emi_proc *p)
      * of the status: at least one side sees the other, so a name given to a
      * dying process is always taken back (by us or by em_register). */
     atomic_store_explicit(&p->status, EM_EXITING, memory_order_seq_cst);
-    if (atomic_load_explicit(&p->name, memory_order_seq_cst) != EM_NONE)
+    /* seq_cst: em_register makes the ext before it stores the name. */
+    emi_proc_ext *x = atomic_load_explicit(&p->ext, memory_order_seq_cst);
+    if (x && atomic_load_explicit(&x->name, memory_order_seq_cst) != EM_NONE)
         emi_registry_drop(p);
     emi_timer_cancel_wait(p);
     emi_mailbox_close(p);
@@ -455,11 +462,14 @@ void emi_proc_destroy(emi_sched *s, emi_proc *p)
 /* At shutdown: a process that never ended (em_halt) is torn down in place. */
 void emi_proc_reap(emi_proc *p)
 {
-    emi_reltab_free(p->rels);
-    p->rels = NULL;
+    emi_proc_ext *x = emi_proc_ext_peek(p);
+    if (x) {
+        emi_reltab_free(x->rels);
+        x->rels = NULL;
+    }
     emi_mailbox_close(p);
+    emi_stack_exit(p);   /* first: an image of its own counts in the heap's bytes */
     emi_heap_fini(&p->heap);
-    emi_stack_exit(p);
     emi_proc_free(p);
 }
 
@@ -467,5 +477,28 @@ void emi_proc_free(emi_proc *p)
 {
     emi_stack_proc_free(p);
     emi_image_drop(p);
+    emi_proc_ext *x = emi_proc_ext_peek(p);
+    if (x)
+        emi_pool_free(x, sizeof *x);
     emi_pool_free(p, sizeof(emi_proc));
+}
+
+emi_proc_ext *emi_proc_ext_get(emi_proc *p)
+{
+    emi_proc_ext *x = emi_proc_ext_peek(p);
+    if (x)
+        return x;
+    if (!(x = emi_pool_alloc(sizeof *x)))
+        return NULL;
+    memset(x, 0, sizeof *x);
+    atomic_init(&x->name, EM_NONE);
+    emi_proc_ext *none = NULL;
+    /* Release publishes the fields set above; acquire, on failure, another
+     * thread's ext, which we use instead. seq_cst on success: em_register's
+     * order of the ext, the name and the status against emi_proc_destroy. */
+    if (atomic_compare_exchange_strong_explicit(&p->ext, &none, x, memory_order_seq_cst,
+                                                memory_order_acquire))
+        return x;
+    emi_pool_free(x, sizeof *x);
+    return none;
 }

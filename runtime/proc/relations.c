@@ -59,9 +59,16 @@ void emi_reltab_free(emi_reltab *t)
         emi_pool_free(t, emi_reltab_bytes(t->cap));
 }
 
+/* p's table, or NULL (the caller holds p's lock). */
+static emi_reltab *rels_of(const emi_proc *p)
+{
+    emi_proc_ext *x = emi_proc_ext_peek(p);
+    return x ? x->rels : NULL;
+}
+
 emi_rel *emi_rel_find(emi_proc *p, int kind, uint64_t key)
 {
-    emi_reltab *t = p->rels;
+    emi_reltab *t = rels_of(p);
     if (!t)
         return NULL;
     for (uint32_t i = slot_of(t, kind, key);; i = (i + 1) & (t->cap - 1)) {
@@ -95,7 +102,10 @@ static bool live(const emi_rel *e)
 
 int emi_rel_add(emi_proc *p, int kind, uint64_t key, em_pid_t pid)
 {
-    emi_reltab *t = p->rels;
+    emi_proc_ext *x = emi_proc_ext_get(p);
+    if (!x)
+        return EM_ENOMEM;
+    emi_reltab *t = x->rels;
     /* Keep the load at or under 3/4 so probes stay short and a slot is free. */
     if (!t || (t->len + 1) * 4 > t->cap * 3) {
         /* Size the new table from what survives, so that a long-lived process
@@ -114,7 +124,7 @@ int emi_rel_add(emi_proc *p, int kind, uint64_t key, em_pid_t pid)
             if (t->e[i].kind && live(&t->e[i]))
                 put(n, &t->e[i]);
         emi_reltab_free(t);
-        p->rels = t = n;
+        x->rels = t = n;
     }
     emi_rel r = {.key = key, .pid = pid, .kind = (uint8_t)kind, .exiting = 0};
     put(t, &r);
@@ -126,7 +136,7 @@ bool emi_rel_remove(emi_proc *p, int kind, uint64_t key)
     emi_rel *e = emi_rel_find(p, kind, key);
     if (!e)
         return false;
-    emi_reltab *t = p->rels;
+    emi_reltab *t = rels_of(p);
     uint32_t mask = t->cap - 1, i = (uint32_t)(e - t->e);
     /* Backward shift: move later members of the probe run into the hole when
      * their home slot does not lie cyclically between the hole and them. */
@@ -144,7 +154,7 @@ bool emi_rel_remove(emi_proc *p, int kind, uint64_t key)
     t->len--;
     if (t->len == 0) {
         emi_reltab_free(t);
-        p->rels = NULL;
+        emi_proc_ext_peek(p)->rels = NULL;
     }
     return true;
 }
@@ -152,7 +162,7 @@ bool emi_rel_remove(emi_proc *p, int kind, uint64_t key)
 void emi_rel_count(emi_proc *p, uint32_t *links, uint32_t *monitored_by)
 {
     uint32_t l = 0, m = 0;
-    emi_reltab *t = p->rels;
+    emi_reltab *t = rels_of(p);
     for (uint32_t i = 0; t && i < t->cap; i++) {
         if (t->e[i].kind == REL_LINK)
             l++;
@@ -165,8 +175,10 @@ void emi_rel_count(emi_proc *p, uint32_t *links, uint32_t *monitored_by)
 
 emi_reltab *emi_rel_take(emi_proc *p)
 {
-    emi_reltab *t = p->rels;
-    p->rels = NULL;
+    emi_proc_ext *x = emi_proc_ext_peek(p);
+    emi_reltab *t = x ? x->rels : NULL;
+    if (x)
+        x->rels = NULL;
     /* Release: whoever sees it dead (em_is_alive) sees the name and mailbox gone. */
     atomic_store_explicit(&p->rel_dead, true, memory_order_release);
     return t;

@@ -158,8 +158,8 @@ bool emi_signal_handle(emi_proc *p, emi_block *b)
         emi_block_free(b);
         emi_proc_end(p, a_killed);   /* untrappable */
     }
-    /* Relaxed: written only by this process; others read it for introspection. */
-    if (atomic_load_explicit(&p->trap_exit, memory_order_relaxed)) {
+    /* Written only by this process; others read it for introspection. */
+    if (emi_proc_flag(p, EMI_PF_TRAP_EXIT)) {
         b->sig = SIG_NONE;
         return true;
     }
@@ -397,8 +397,7 @@ bool em_trap_exit(bool on)
     emi_proc *p = emi_current();
     if (!p)
         return false;
-    /* Relaxed: only this process acts on it. */
-    return atomic_exchange_explicit(&p->trap_exit, on, memory_order_relaxed);
+    return emi_proc_flag_set(p, EMI_PF_TRAP_EXIT, on);
 }
 
 /* Take the relation locks of two processes in a fixed order (process table index),
@@ -441,7 +440,7 @@ int em_link(em_pid_t pid)
             emi_rel_lock(p);
             emi_rel_remove(p, REL_LINK, pid);
             emi_rel_unlock(p);
-            if (rc == EM_ENOPROC && atomic_load_explicit(&p->trap_exit, memory_order_relaxed)) {
+            if (rc == EM_ENOPROC && emi_proc_flag(p, EMI_PF_TRAP_EXIT)) {
                 emi_block *b = exit_block(pid, a_noconnection, SIG_NONE);
                 if (!b)
                     return EM_ENOMEM;
@@ -476,7 +475,7 @@ int em_link(em_pid_t pid)
     if (rc)
         return rc;
     if (dead) {
-        if (!atomic_load_explicit(&p->trap_exit, memory_order_relaxed))
+        if (!emi_proc_flag(p, EMI_PF_TRAP_EXIT))
             return EM_ENOPROC;
         emi_block *b = exit_block(pid, a_noproc, SIG_NONE);
         if (!b)
@@ -645,8 +644,10 @@ int emi_spawn_relate(emi_proc *parent, emi_proc *child, int opts, uint64_t *ref_
     rc = emi_rel_add(parent, REL_LINK, child->pid, child->pid);
     emi_rel_unlock(parent);
     if (rc) {
-        emi_reltab_free(child->rels);
-        child->rels = NULL;
+        /* The child's ext exists: its link was added above. */
+        emi_proc_ext *x = emi_proc_ext_peek(child);
+        emi_reltab_free(x->rels);
+        x->rels = NULL;
     }
     return rc;
 }
@@ -655,7 +656,8 @@ size_t emi_relations_counts(emi_proc *p, uint32_t *links, uint32_t *monitored_by
 {
     emi_rel_lock(p);
     emi_rel_count(p, links, monitored_by);
-    size_t bytes = p->rels ? emi_reltab_bytes(p->rels->cap) : 0;
+    emi_proc_ext *x = emi_proc_ext_peek(p);
+    size_t bytes = x && x->rels ? emi_reltab_bytes(x->rels->cap) : 0;
     emi_rel_unlock(p);
     return bytes;
 }

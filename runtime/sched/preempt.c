@@ -118,7 +118,7 @@ void emi_preempt_request(emi_proc *p)
     /* Relaxed reads throughout: if p has moved on meanwhile, the epoch no longer
      * matches and the signal is ignored, or p sees its signal at its next switch. */
     int status = atomic_load_explicit(&p->status, memory_order_relaxed);
-    bool pinned = atomic_load_explicit(&p->pinned, memory_order_relaxed);
+    bool pinned = emi_proc_flag(p, EMI_PF_PINNED);
     if (status != EM_RUNNING && !(status == EM_RUNNABLE && pinned))
         return;
     int id = atomic_load_explicit(&p->sched_id, memory_order_relaxed);

@@ -338,7 +338,7 @@ static inline __attribute__((always_inline)) void park(emi_sched *s, emi_proc *p
 {
     emi_block *e = NULL;
     /* Read before the CAS: once parked, the process belongs to whoever wakes it. */
-    bool timed = p->wait_timer_slot != 0;
+    bool timed = emi_proc_flag(p, EMI_PF_TIMED);
     atomic_store_explicit(&p->status, EM_WAITING, memory_order_relaxed);
     /* Plain in solo mode (solo.c); there, a timer that fired already fired on
      * this thread, or on one that ended the mode first and finds SLEEP once
@@ -378,7 +378,7 @@ static inline __attribute__((always_inline)) void take_core(emi_sched *s, emi_pr
     s->stack_floor = (uintptr_t)p->xs->lo + EMI_STACK_RESERVE;
     p->sched = s;
     atomic_store_explicit(&p->status, EM_RUNNING, memory_order_relaxed);
-    atomic_store_explicit(&p->sched_id, (short)s->id, memory_order_relaxed);
+    atomic_store_explicit(&p->sched_id, (unsigned char)s->id, memory_order_relaxed);
     emi_stat_add(&s->stat_runs, 1);
 }
 
@@ -519,8 +519,8 @@ static void run(emi_rt *rt, emi_sched *s, emi_proc *p)
 /* Preempted processes wait here, owner-only, for this thread (see preempt.c). */
 static void pinned_push(emi_sched *s, emi_proc *p)
 {
-    /* Relaxed: killers read it as a hint (preempt.c). */
-    atomic_store_explicit(&p->pinned, 1, memory_order_relaxed);
+    /* Killers read it as a hint (preempt.c). */
+    emi_proc_flag_set(p, EMI_PF_PINNED, true);
     p->qnext = NULL;
     if (s->pinned_tail)
         s->pinned_tail->qnext = p;
@@ -537,7 +537,7 @@ static emi_proc *pinned_take(emi_sched *s, emi_proc *prev, emi_proc *p)
         s->pinned_head = p->qnext;
     if (s->pinned_tail == p)
         s->pinned_tail = prev;
-    atomic_store_explicit(&p->pinned, 0, memory_order_relaxed);
+    emi_proc_flag_set(p, EMI_PF_PINNED, false);
     return p;
 }
 

@@ -171,31 +171,6 @@ void emi_stacks_fini(emi_sched *s)
     s->stacks = NULL;
 }
 
-/* Copy the resident's frames out so that another process can use the stack:
- * into an image shared with processes whose frames are the same (share.c), or
- * into one of its own. */
-static void save_image(emi_sched *s, emi_proc *r, emi_xstack *x)
-{
-    size_t len = (size_t)(x->hi - (unsigned char *)r->sp);
-    if (emi_image_share(s, r, x, len))
-        return;
-    if (len > r->img_cap || r->img_cap > 4 * len + 4096) {
-        size_t cap = emi_pool_size(len);
-        unsigned char *img = emi_pool_alloc(cap);
-        if (!img) {
-            /* Losing the frames would corrupt the process: nothing can recover. */
-            emi_fatal("out of memory saving the stack of a process");
-        }
-        emi_image_drop(r);
-        r->img = img;
-        r->img_cap = (uint32_t)cap;
-        /* Relaxed: a figure for introspection. */
-        atomic_store_explicit(&r->stack_bytes, (unsigned)cap, memory_order_relaxed);
-    }
-    memcpy(r->img, r->sp, len);
-    r->img_len = (uint32_t)len;
-}
-
 /* Map x, one of s's stacks, and count it (em_scheduler_info). */
 static int map_own_stack(emi_sched *s, emi_xstack *x)
 {
@@ -336,18 +311,11 @@ int emi_stack_enter(emi_sched *s, emi_proc *p)
     }
     if (x->resident != p) {
         if (x->resident)
-            save_image(s, x->resident, x);
-        if (!p->sp) {
+            emi_image_save(s, x->resident, x);
+        if (!p->sp)
             boot_frame(p, x);
-        } else {
-            /* memcheck marked the part of this stack below the last resident's
-             * stack pointer as gone when its frames popped; it is ours again. */
-            VALGRIND_MAKE_MEM_UNDEFINED(p->sp, p->img_len);
-            if (p->img_cap)
-                memcpy(p->sp, p->img, p->img_len);
-            else
-                emi_image_restore(p, x);
-        }
+        else
+            emi_image_restore(p, x);   /* not the resident: its frames are in an image */
         x->resident = p;
     }
     return 0;
@@ -392,7 +360,13 @@ void emi_stack_vacate(emi_sched *s, emi_proc *p)
         s->vacant[s->nvacant++] = x;
 }
 
-size_t emi_stack_bytes(const emi_proc *p) { return atomic_load_explicit(&p->stack_bytes, memory_order_relaxed); }
+/* A process's own image counts in its heap's bytes (image.c), its share of an
+ * execution stack in nobody's. */
+size_t emi_stack_bytes(const emi_proc *p)
+{
+    (void)p;
+    return 0;
+}
 
 void emi_stack_switch_in(emi_sched *s, emi_proc *p) { emi_ctx_switch(&s->sp, p->sp); }
 

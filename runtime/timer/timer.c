@@ -172,6 +172,9 @@ static uint32_t add(emi_timers *t, uint64_t deadline, uint8_t kind)
 
 int emi_timer_arm_wait(emi_proc *p, uint64_t deadline_ns)
 {
+    emi_proc_ext *x = emi_proc_ext_get(p);
+    if (!x)
+        return EM_ENOMEM;
     emi_sched *s = p->sched;
     emi_timers *t = s->timers;
     /* Relaxed: the timer that could read it is inserted under the lock below. */
@@ -180,9 +183,10 @@ int emi_timer_arm_wait(emi_proc *p, uint64_t deadline_ns)
     uint32_t slot = add(t, deadline_ns, KIND_WAIT);
     if (slot) {
         t->e[slot].proc = p;
-        p->wait_timer_slot = slot;
-        p->wait_timer_gen = t->e[slot].gen;
-        p->wait_timer_sched = (uint16_t)s->id;
+        x->wait_timer_slot = slot;
+        x->wait_timer_gen = t->e[slot].gen;
+        x->wait_timer_sched = (uint8_t)s->id;
+        emi_proc_flag_set(p, EMI_PF_TIMED, true);
     }
     pthread_mutex_unlock(&t->lock);
     return slot ? 0 : EM_ENOMEM;
@@ -190,18 +194,20 @@ int emi_timer_arm_wait(emi_proc *p, uint64_t deadline_ns)
 
 void emi_timer_cancel_wait(emi_proc *p)
 {
-    if (!p->wait_timer_slot)
+    if (!emi_proc_flag(p, EMI_PF_TIMED))
         return;
-    emi_timers *t = emi_rt_g->scheds[p->wait_timer_sched]->timers;
+    emi_proc_ext *x = emi_proc_ext_peek(p);   /* made when the timer was armed */
+    emi_timers *t = emi_rt_g->scheds[x->wait_timer_sched]->timers;
     pthread_mutex_lock(&t->lock);
-    entry *e = &t->e[p->wait_timer_slot];
-    if (e->kind == KIND_WAIT && e->gen == p->wait_timer_gen && e->proc == p) {
+    entry *e = &t->e[x->wait_timer_slot];
+    if (e->kind == KIND_WAIT && e->gen == x->wait_timer_gen && e->proc == p) {
         heap_remove(t, e->heap_idx);
-        slot_free(t, p->wait_timer_slot);
+        slot_free(t, x->wait_timer_slot);
         publish_next(t);
     }
     pthread_mutex_unlock(&t->lock);
-    p->wait_timer_slot = 0;
+    x->wait_timer_slot = 0;
+    emi_proc_flag_set(p, EMI_PF_TIMED, false);
 }
 
 int64_t emi_timers_next(emi_sched *s)

@@ -11,7 +11,7 @@
  * line per scheduler on stderr (stacks mapped, runs, steals) and one for solo mode,
  * to tell a slow run's cause from the machine's noise; -u, spawn's waiters each
  * keep a value of their own (their index) across the receive, so that no two
- * can share a saved stack image (runtime/stack/share.c): the cost of processes
+ * can share a saved stack image (runtime/stack/image.c): the cost of processes
  * whose frames differ, beside the anchors' identical ones.
  */
 #include <stdatomic.h>

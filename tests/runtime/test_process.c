@@ -1051,7 +1051,7 @@ static void test_waiting_image_small(void **state)
 }
 
 /* Waiters whose frames are the same but for where they point at themselves
- * share one saved image (runtime/stack/share.c), and each comes back to its
+ * share one saved image (runtime/stack/image.c), and each comes back to its
  * own: a pointer to its own stack, kept across the receive, still points
  * there, and it answers from its own pid. Waiters that keep a value of their
  * own (their index) each keep a private image: the contrast shows that the
@@ -1139,15 +1139,18 @@ static void root_shared_images(em_term arg)
 #if !defined(EMBER_SEPARATE_STACKS)
     /* One scheduler with 1,024 stacks: over 1,400 of each group were moved
      * off theirs. Of the same frames, only the first seen in a slot of the
-     * table keeps its own. Under valgrind nothing is shared (share.c). */
+     * table keeps its own: at most one a slot (16). There are a few kinds, not
+     * one: a waiter whose slice ran out on its way, or that a busy machine's
+     * timer preempted, was saved where it stopped. Under valgrind nothing is
+     * shared (image.c). */
     if (RUNNING_ON_VALGRIND)
         return;
     if (own < 1000)
         CHECK_FAIL("waiters with frames of their own: expected at least 1000 of %d with an image "
                    "of their own, got %d",
                    SHARERS, own);
-    if (same > 4)
-        CHECK_FAIL("waiters with the same frames: expected at most 4 of %d with an image of "
+    if (same > 16)
+        CHECK_FAIL("waiters with the same frames: expected at most 16 of %d with an image of "
                    "their own, got %d",
                    SHARERS, same);
 #else
@@ -1223,6 +1226,87 @@ static void root_small_limit(em_term arg)
     CHECK_INT(EM_ESYSLIMIT, em_spawn(brief, EM_NIL, NULL));
 }
 
+/* A process keeps its function and name as an index into a table of pairs
+ * (runtime/proc/entry.c), and what few processes use (a registered name, links
+ * and monitors, a receive timer) in a part made on first use: each process
+ * still reports its own name, and each of those fields is its own. More pairs
+ * than a scheduler remembers, and than the table's first index holds, so that
+ * both grow. */
+#define ENTRY_NAMES 300
+static char entry_names[ENTRY_NAMES][16];
+
+static void named_waiter(em_term arg)
+{
+    (void)arg;
+    em_term m;
+    /* A timed receive first: its timer lives in the made-on-use part. */
+    CHECK_INT(EM_ETIMEDOUT, em_receive(&m, 1));
+    em_pid_t to;
+    if (em_receive(&m, EM_INFINITY) == 0 && em_get_pid(m, &to))
+        em_send(to, em_atom("done"));
+}
+
+static void other_waiter(em_term arg) { named_waiter(arg); }
+
+static void root_entries(em_term arg)
+{
+    (void)arg;
+    em_pid_t pids[ENTRY_NAMES];
+    for (int i = 0; i < ENTRY_NAMES; i++) {
+        snprintf(entry_names[i], sizeof entry_names[i], "entry-%d", i);
+        CHECK_INT(0, em_spawn_named(i % 2 ? other_waiter : named_waiter, entry_names[i], EM_NIL, &pids[i]));
+    }
+    /* The same pairs again: the table gives back the indices it has. */
+    em_pid_t again;
+    CHECK_INT(0, em_spawn_named(named_waiter, entry_names[0], EM_NIL, &again));
+    CHECK_INT(0, em_register(em_atom("entry_7"), pids[7]));
+    CHECK_INT(0, em_link(pids[8]));
+    em_term mon;
+    CHECK_INT(0, em_monitor(pids[9], &mon));
+    em_sleep(20);
+    for (int i = 0; i < ENTRY_NAMES; i++) {
+        em_proc_info in;
+        CHECK_INT(0, em_process_info(pids[i], &in));
+        if (!in.entry || strcmp(in.entry, entry_names[i]) != 0)
+            CHECK_FAIL("process %d: expected entry \"%.15s\", got \"%.40s\"", i, entry_names[i],
+                       in.entry ? in.entry : "(null)");
+        CHECK(in.name == (i == 7 ? em_atom("entry_7") : EM_NONE));
+        CHECK_INT(i == 8 ? 1 : 0, (int)in.links);
+        CHECK_INT(i == 9 ? 1 : 0, (int)in.monitored_by);
+        CHECK(!in.trap_exit);
+    }
+    em_proc_info in;
+    CHECK_INT(0, em_process_info(again, &in));
+    CHECK_STR("entry-0", in.entry);
+    CHECK_INT(0, em_process_info(em_self(), &in));
+    CHECK_STR("root", in.entry);
+    CHECK(!in.trap_exit);
+    CHECK(!em_trap_exit(true));
+    CHECK_INT(0, em_process_info(em_self(), &in));
+    CHECK(in.trap_exit);
+    CHECK_INT(1, (int)in.links);
+    CHECK(em_whereis(em_atom("entry_7")) == pids[7]);
+    for (int i = 0; i < ENTRY_NAMES; i++) {
+        em_send(pids[i], em_pid(em_self()));
+        em_term m;
+        CHECK(em_receive_match(&m, 5000, "done") == 0);
+    }
+    em_send(again, em_pid(em_self()));
+    CHECK(em_receive_match(NULL, 5000, "done") == 0);
+    /* The name goes as its process ends. */
+    for (int i = 0; i < 1000 && em_whereis(em_atom("entry_7")); i++)
+        em_sleep(1);
+    CHECK(em_whereis(em_atom("entry_7")) == 0);
+}
+
+static void test_entries_and_rare_fields(void **state)
+{
+    (void)state;
+    CHECK_RESET();
+    assert_int_equal(em_run(NULL, root_entries, EM_NIL), 0);
+    ASSERT_NO_CHECK_FAILURES();
+}
+
 static void test_small_limit_counts_live_processes_only(void **state)
 {
     (void)state;
@@ -1262,6 +1346,7 @@ int main(void)
         cmocka_unit_test(test_spawn_burst_prepares_stacks),
         cmocka_unit_test(test_waiting_image_small),
         cmocka_unit_test(test_same_frames_share_an_image),
+        cmocka_unit_test(test_entries_and_rare_fields),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

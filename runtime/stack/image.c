@@ -1,6 +1,16 @@
 /*
- * share.c - saved stack images that identical waiting processes share.
+ * image.c - saved stack images: the frames of a waiting process, copied off the
+ * execution stack it shares so that another process can run there.
  *
+ * A process keeps no pointer of its own to its image: while it is away from its
+ * stack, its saved stack pointer holds the image's address instead, tagged in
+ * the low bits (EMI_IMG_OWN or EMI_IMG_SHARED, core/rt.h), and the stack pointer
+ * comes back from the image's length, since a process always returns to the
+ * stack it left and its frames end at the stack's top. That is 16 bytes of
+ * every process struct (a pointer, a length and a capacity) that a million
+ * waiting processes no longer pay for.
+ *
+ * An image is either the process's own (a length, then the frames) or shared.
  * A million processes parked at the same receive of the same function leave
  * frames that differ only where they point at themselves (the process struct,
  * which the runtime keeps in a callee-saved register) and at their own
@@ -11,15 +21,17 @@
  * of its own (docs/performance.md: fresh memory is most of a spawn's time on
  * this kind of guest).
  *
- * An image is only ever restored for the process that saved it, at the address
- * it came from (a process never leaves its execution stack), so the rewriting
- * is exact whatever a word means: a word that merely falls in one of the two
- * ranges comes back as it was.
+ * A shared image is only ever restored for a process that saved it, at the
+ * address it came from, so the rewriting is exact whatever a word means: a
+ * word that merely falls in one of the two ranges comes back as it was.
  *
  * A scheduler keeps the shared images it made in a small table indexed by
  * hash, and makes one only when the slot has seen the same hash before: a
  * process whose frames are its own (a pointer to its heap, a counter) costs a
- * hash of its words and keeps a private image, as it did before sharing.
+ * hash of its words and keeps an image of its own.
+ *
+ * A process's own image counts in its heap's bytes (introspection); a shared
+ * one is nobody's.
  */
 #include <string.h>
 
@@ -75,6 +87,13 @@ static uint64_t normalize(const emi_proc *p, const emi_xstack *x, const uint64_t
     return h ^ tags;
 }
 
+/* A process's own image. */
+struct own_image {
+    uint32_t len;       /* bytes of frames */
+    uint32_t cap;       /* bytes allocated, this header included */
+    uint64_t w[];
+};
+
 static void image_unref(emi_image *im)
 {
     /* Acq_rel: whoever frees it has seen every other holder's last read. */
@@ -82,17 +101,38 @@ static void image_unref(emi_image *im)
         emi_pool_free(im, image_size(im->len));
 }
 
-void emi_image_drop(emi_proc *p)
+static void own_free(emi_proc *p, struct own_image *im)
 {
-    if (p->img_cap)
-        emi_pool_free(p->img, p->img_cap);
-    else if (p->img)
-        image_unref((emi_image *)(void *)p->img);
-    p->img = NULL;
-    p->img_cap = p->img_len = 0;
+    emi_heap_bytes_add(&p->heap, im->cap, -1);
+    emi_pool_free(im, im->cap);
 }
 
-bool emi_image_share(emi_sched *s, emi_proc *r, const emi_xstack *x, size_t len)
+void emi_image_drop(emi_proc *p)
+{
+    uintptr_t v = (uintptr_t)p->sp;
+    void *im = (void *)(v & ~(uintptr_t)EMI_IMG_TAGS);
+    switch (v & EMI_IMG_TAGS) {
+    case EMI_IMG_OWN:
+        own_free(p, im);
+        break;
+    case EMI_IMG_SHARED:
+        image_unref(im);
+        break;
+    default:
+        return;   /* no image: never run, or its frames are on its stack */
+    }
+    p->sp = NULL;
+}
+
+static void *tagged(void *im, uintptr_t tag)
+{
+    /* Pool blocks are 64-byte aligned: the low bits are free for the tag. */
+    return (void *)((uintptr_t)im | tag);
+}
+
+/* Make r's image one shared with others whose frames are the same, if there is
+ * or should be one; false leaves r to keep an image of its own. */
+static bool share(emi_sched *s, emi_proc *r, const emi_xstack *x, size_t len)
 {
     if (share_off || len > EMI_SHARE_MAX_WORDS * 8 || len % 8 != 0)
         return false;
@@ -108,7 +148,7 @@ bool emi_image_share(emi_sched *s, emi_proc *r, const emi_xstack *x, size_t len)
         }
         im = emi_pool_alloc(image_size((uint32_t)len));
         if (!im)
-            return false;   /* a private image needs memory too; that path says so */
+            return false;   /* an image of its own needs memory too; that path says so */
         atomic_init(&im->refs, 1);
         im->len = (uint32_t)len;
         im->tags = tags;
@@ -121,25 +161,54 @@ bool emi_image_share(emi_sched *s, emi_proc *r, const emi_xstack *x, size_t len)
     /* Relaxed: the slot's reference keeps it alive, and the image reaches
      * another thread only with the process, through its hand-off. */
     atomic_fetch_add_explicit(&im->refs, 1, memory_order_relaxed);
-    emi_image_drop(r);
-    r->img = (unsigned char *)(void *)im;
-    r->img_len = (uint32_t)len;
-    /* Relaxed: a figure for introspection; a shared image is nobody's own. */
-    atomic_store_explicit(&r->stack_bytes, 0, memory_order_relaxed);
+    r->sp = tagged(im, EMI_IMG_SHARED);
     return true;
+}
+
+void emi_image_save(emi_sched *s, emi_proc *r, const emi_xstack *x)
+{
+    size_t len = (size_t)(x->hi - (unsigned char *)r->sp);
+    if (share(s, r, x, len))
+        return;
+    size_t cap = emi_pool_size(sizeof(struct own_image) + len);
+    struct own_image *im = emi_pool_alloc(cap);
+    if (!im) {
+        /* Losing the frames would corrupt the process: nothing can recover. */
+        emi_fatal("out of memory saving the stack of a process");
+    }
+    im->len = (uint32_t)len;
+    im->cap = (uint32_t)cap;
+    memcpy(im->w, r->sp, len);
+    /* The process is parked and its stack is ours: we are its heap's one writer. */
+    emi_heap_bytes_add(&r->heap, cap, 1);
+    r->sp = tagged(im, EMI_IMG_OWN);
 }
 
 void emi_image_restore(emi_proc *p, const emi_xstack *x)
 {
-    emi_image *im = (emi_image *)(void *)p->img;
-    uint64_t *dst = p->sp;
+    uintptr_t v = (uintptr_t)p->sp;
+    if (!(v & EMI_IMG_TAGS))
+        emi_fatal("a process away from its stack holds no saved image");
+    if (v & EMI_IMG_OWN) {
+        struct own_image *im = (void *)(v & ~(uintptr_t)EMI_IMG_TAGS);
+        unsigned char *sp = x->hi - im->len;
+        /* memcheck marked the part of this stack below the last resident's
+         * stack pointer as gone when its frames popped; it is ours again. */
+        VALGRIND_MAKE_MEM_UNDEFINED(sp, im->len);
+        memcpy(sp, im->w, im->len);
+        p->sp = sp;
+        own_free(p, im);
+        return;
+    }
+    emi_image *im = (void *)(v & ~(uintptr_t)EMI_IMG_TAGS);
+    uint64_t *dst = (uint64_t *)(void *)(x->hi - im->len);
+    VALGRIND_MAKE_MEM_UNDEFINED(dst, im->len);
     uint64_t pb = (uintptr_t)p, hi = (uintptr_t)x->hi;
     for (uint32_t i = 0; i < im->len / 8; i++) {
-        uint64_t t = (im->tags >> (2 * i)) & 3, v = im->w[i];
-        dst[i] = t == WORD_PROC ? pb + v : t == WORD_STACK ? hi - v : v;
+        uint64_t t = (im->tags >> (2 * i)) & 3, w = im->w[i];
+        dst[i] = t == WORD_PROC ? pb + w : t == WORD_STACK ? hi - w : w;
     }
-    p->img = NULL;
-    p->img_len = 0;
+    p->sp = dst;
     image_unref(im);
 }
 
