@@ -678,11 +678,15 @@ static inline void emi_ready_on(emi_sched *s, emi_proc *p)
      * they have left the first-level cache, a hop took 2-5 ns less (medians of
      * alternated runs); in a pingpong, where they never leave it, the four
      * instructions cost about 1 ns a round trip. A prefetch never faults, so
-     * a process without a stack yet (xs and sp NULL) needs no test. */
+     * a process without a stack yet (xs and sp NULL) needs no test. sp is read
+     * atomically (relaxed: any value will do): the scheduler that takes the
+     * parked process's stack may be writing its image's address there
+     * (stack/image.c). */
+    void *sp = __atomic_load_n(&p->sp, __ATOMIC_RELAXED);
     __builtin_prefetch(p->xs, 1);
-    __builtin_prefetch(p->sp, 0);
-    __builtin_prefetch((char *)p->sp + 64, 0);
-    __builtin_prefetch((char *)p->sp + 128, 0);
+    __builtin_prefetch(sp, 0);
+    __builtin_prefetch((char *)sp + 64, 0);
+    __builtin_prefetch((char *)sp + 128, 0);
 }
 /* Small message blocks. Most messages are a few words ({token, K}, {ping, Pid},
  * an atom), and a send and the receive that frees the block usually run on the

@@ -28,11 +28,12 @@ static inline void mq_len_add(emi_proc *p, size_t n, int sign)
 }
 
 /* Count pushes beyond the inbox head's count (n > 0) or their taking (n < 0),
- * for very long mailboxes only. A figure for introspection: without memory for
- * the ext, it is left out. */
+ * for very long mailboxes only. Both sides make the ext: the receiver may take
+ * a push before its sender counts it. A figure for introspection: without
+ * memory for the ext, it is left out. */
 static void msgs_over_add(emi_proc *p, int64_t n)
 {
-    emi_proc_ext *x = n > 0 ? emi_proc_ext_get(p) : emi_proc_ext_peek(p);
+    emi_proc_ext *x = emi_proc_ext_get(p);
     if (x)
         /* Relaxed: a figure; senders and the receiver only add to it. */
         atomic_fetch_add_explicit(&x->msgs_over, (unsigned)n, memory_order_relaxed);

@@ -101,6 +101,11 @@ static void image_unref(emi_image *im)
         emi_pool_free(im, image_size(im->len));
 }
 
+/* Store a parked process's sp: a waker on another thread may read it to
+ * prefetch (emi_ready_on in core/rt.h), so the store is atomic (relaxed: the
+ * process itself reaches another thread only through its hand-off). */
+static void set_sp(emi_proc *p, void *sp) { __atomic_store_n(&p->sp, sp, __ATOMIC_RELAXED); }
+
 static void own_free(emi_proc *p, struct own_image *im)
 {
     emi_heap_bytes_add(&p->heap, im->cap, -1);
@@ -121,7 +126,7 @@ void emi_image_drop(emi_proc *p)
     default:
         return;   /* no image: never run, or its frames are on its stack */
     }
-    p->sp = NULL;
+    set_sp(p, NULL);
 }
 
 static void *tagged(void *im, uintptr_t tag)
@@ -161,7 +166,7 @@ static bool share(emi_sched *s, emi_proc *r, const emi_xstack *x, size_t len)
     /* Relaxed: the slot's reference keeps it alive, and the image reaches
      * another thread only with the process, through its hand-off. */
     atomic_fetch_add_explicit(&im->refs, 1, memory_order_relaxed);
-    r->sp = tagged(im, EMI_IMG_SHARED);
+    set_sp(r, tagged(im, EMI_IMG_SHARED));
     return true;
 }
 
@@ -181,7 +186,7 @@ void emi_image_save(emi_sched *s, emi_proc *r, const emi_xstack *x)
     memcpy(im->w, r->sp, len);
     /* The process is parked and its stack is ours: we are its heap's one writer. */
     emi_heap_bytes_add(&r->heap, cap, 1);
-    r->sp = tagged(im, EMI_IMG_OWN);
+    set_sp(r, tagged(im, EMI_IMG_OWN));
 }
 
 void emi_image_restore(emi_proc *p, const emi_xstack *x)
@@ -196,7 +201,7 @@ void emi_image_restore(emi_proc *p, const emi_xstack *x)
          * stack pointer as gone when its frames popped; it is ours again. */
         VALGRIND_MAKE_MEM_UNDEFINED(sp, im->len);
         memcpy(sp, im->w, im->len);
-        p->sp = sp;
+        set_sp(p, sp);
         own_free(p, im);
         return;
     }
@@ -208,7 +213,7 @@ void emi_image_restore(emi_proc *p, const emi_xstack *x)
         uint64_t t = (im->tags >> (2 * i)) & 3, w = im->w[i];
         dst[i] = t == WORD_PROC ? pb + w : t == WORD_STACK ? hi - w : w;
     }
-    p->sp = dst;
+    set_sp(p, dst);
     image_unref(im);
 }
 

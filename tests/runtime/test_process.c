@@ -1237,11 +1237,13 @@ static char entry_names[ENTRY_NAMES][16];
 
 static void named_waiter(em_term arg)
 {
-    (void)arg;
     em_term m;
-    /* A timed receive first: its timer lives in the made-on-use part. */
+    /* A timed receive first: its timer lives in the made-on-use part. The
+     * root sends nothing before every waiter is ready. */
     CHECK_INT(EM_ETIMEDOUT, em_receive(&m, 1));
-    em_pid_t to;
+    em_pid_t root, to;
+    CHECK(em_get_pid(arg, &root));
+    em_send(root, em_atom("ready"));
     if (em_receive(&m, EM_INFINITY) == 0 && em_get_pid(m, &to))
         em_send(to, em_atom("done"));
 }
@@ -1254,16 +1256,18 @@ static void root_entries(em_term arg)
     em_pid_t pids[ENTRY_NAMES];
     for (int i = 0; i < ENTRY_NAMES; i++) {
         snprintf(entry_names[i], sizeof entry_names[i], "entry-%d", i);
-        CHECK_INT(0, em_spawn_named(i % 2 ? other_waiter : named_waiter, entry_names[i], EM_NIL, &pids[i]));
+        CHECK_INT(0, em_spawn_named(i % 2 ? other_waiter : named_waiter, entry_names[i], em_pid(em_self()),
+                                    &pids[i]));
     }
     /* The same pairs again: the table gives back the indices it has. */
     em_pid_t again;
-    CHECK_INT(0, em_spawn_named(named_waiter, entry_names[0], EM_NIL, &again));
+    CHECK_INT(0, em_spawn_named(named_waiter, entry_names[0], em_pid(em_self()), &again));
+    for (int i = 0; i <= ENTRY_NAMES; i++)
+        CHECK_INT(0, em_receive_match(NULL, 10000, "ready"));
     CHECK_INT(0, em_register(em_atom("entry_7"), pids[7]));
     CHECK_INT(0, em_link(pids[8]));
     em_term mon;
     CHECK_INT(0, em_monitor(pids[9], &mon));
-    em_sleep(20);
     for (int i = 0; i < ENTRY_NAMES; i++) {
         em_proc_info in;
         CHECK_INT(0, em_process_info(pids[i], &in));
