@@ -206,7 +206,10 @@ void em_halt(int status);
  * may switch. Returns EM_EINVAL for a NULL fn or an EM_NONE arg, EM_ESYSLIMIT past
  * max_processes, EM_EBADTERM / EM_ETOOBIG for an arg that cannot be copied,
  * EM_ENOMEM, EM_ENOTPROC. The macro records the function's name for
- * introspection. */
+ * introspection. em_spawn_named keeps the name pointer, not a copy: pass a
+ * string that lives as long as em_run (a literal). Each distinct pair of fn and
+ * name pointer is kept until em_run returns; past 16 million distinct pairs,
+ * spawning returns EM_ESYSLIMIT. */
 int em_spawn_named(em_proc_fn fn, const char *name, em_term arg, em_pid_t *out);
 #define em_spawn(fn, arg, out) em_spawn_named((fn), #fn, (arg), (out))
 
