@@ -72,8 +72,9 @@ typedef struct emi_proc_ext {
     _Atomic(em_term) name;          /* registered name or EM_NONE */
     atomic_uint msgs_over;          /* pushes beyond the inbox head's 16-bit count
                                        (written by senders) */
-    /* The timer armed for a receive timeout (the thread running the process). */
-    uint32_t wait_timer_slot;       /* + 1; 0: none */
+    /* The timer armed for a receive timeout (the thread running the process),
+     * valid while the process's EMI_PF_TIMED bit is set. */
+    uint32_t wait_timer_slot;
     uint32_t wait_timer_gen;
     uint8_t wait_timer_sched;       /* id of the scheduler whose table holds it */
 } emi_proc_ext;

@@ -46,6 +46,15 @@ static struct pair *pair_at(uint32_t id)
     return &atomic_load_explicit(&chunks[id >> CHUNK_BITS], memory_order_relaxed)[id & (CHUNK - 1)];
 }
 
+/* Put id in the first free slot of tab (cap slots) from its hash h on. */
+static void index_put(uint32_t *tab, uint32_t cap, uint32_t h, uint32_t id)
+{
+    uint32_t j = h & (cap - 1);
+    while (tab[j])
+        j = (j + 1) & (cap - 1);
+    tab[j] = id;
+}
+
 /* Double the index (under lock); false when memory runs out. */
 static bool grow_index(void)
 {
@@ -58,10 +67,7 @@ static bool grow_index(void)
         if (!id)
             continue;
         struct pair *e = pair_at(id);
-        uint32_t j = hash(e->fn, e->name) & (cap - 1);
-        while (n[j])
-            j = (j + 1) & (cap - 1);
-        n[j] = id;
+        index_put(n, cap, hash(e->fn, e->name), id);
     }
     free(index_of);
     index_of = n;
@@ -95,10 +101,7 @@ static int intern_locked(em_proc_fn fn, const char *name, uint32_t *out)
         atomic_store_explicit(&chunks[id >> CHUNK_BITS], c, memory_order_relaxed);
     }
     c[id & (CHUNK - 1)] = (struct pair){fn, name};
-    uint32_t j = h & (index_cap - 1);
-    while (index_of[j])
-        j = (j + 1) & (index_cap - 1);
-    index_of[j] = id;
+    index_put(index_of, index_cap, h, id);
     count = id + 1;
     *out = id;
     return 0;

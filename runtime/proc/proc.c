@@ -339,12 +339,7 @@ static int proc_create(emi_sched *s, em_proc_fn fn, const char *name, em_term ar
 fail:
     if (p) {
         emi_heap_fini(&p->heap);
-        emi_proc_ext *x = emi_proc_ext_peek(p);
-        if (x) {
-            emi_reltab_free(x->rels);
-            emi_pool_free(x, sizeof *x);
-        }
-        emi_pool_free(p, sizeof(emi_proc));
+        emi_proc_free(p);   /* never published: no grace period to wait for */
     }
     slot_put(rt, s);
     return err;
@@ -462,11 +457,6 @@ void emi_proc_destroy(emi_sched *s, emi_proc *p)
 /* At shutdown: a process that never ended (em_halt) is torn down in place. */
 void emi_proc_reap(emi_proc *p)
 {
-    emi_proc_ext *x = emi_proc_ext_peek(p);
-    if (x) {
-        emi_reltab_free(x->rels);
-        x->rels = NULL;
-    }
     emi_mailbox_close(p);
     emi_stack_exit(p);   /* first: an image of its own counts in the heap's bytes */
     emi_heap_fini(&p->heap);
@@ -478,8 +468,12 @@ void emi_proc_free(emi_proc *p)
     emi_stack_proc_free(p);
     emi_image_drop(p);
     emi_proc_ext *x = emi_proc_ext_peek(p);
-    if (x)
+    if (x) {
+        /* Links and monitors are left only by a process that never ran to its
+         * end: one reaped at shutdown, or one whose spawn failed. */
+        emi_reltab_free(x->rels);
         emi_pool_free(x, sizeof *x);
+    }
     emi_pool_free(p, sizeof(emi_proc));
 }
 

@@ -94,6 +94,14 @@ struct own_image {
     uint64_t w[];
 };
 
+static void *tagged(void *im, uintptr_t tag)
+{
+    /* Pool blocks are 64-byte aligned: the low bits are free for the tag. */
+    return (void *)((uintptr_t)im | tag);
+}
+
+static void *untagged(uintptr_t v) { return (void *)(v & ~(uintptr_t)EMI_IMG_TAGS); }
+
 static void image_unref(emi_image *im)
 {
     /* Acq_rel: whoever frees it has seen every other holder's last read. */
@@ -115,7 +123,7 @@ static void own_free(emi_proc *p, struct own_image *im)
 void emi_image_drop(emi_proc *p)
 {
     uintptr_t v = (uintptr_t)p->sp;
-    void *im = (void *)(v & ~(uintptr_t)EMI_IMG_TAGS);
+    void *im = untagged(v);
     switch (v & EMI_IMG_TAGS) {
     case EMI_IMG_OWN:
         own_free(p, im);
@@ -129,11 +137,6 @@ void emi_image_drop(emi_proc *p)
     set_sp(p, NULL);
 }
 
-static void *tagged(void *im, uintptr_t tag)
-{
-    /* Pool blocks are 64-byte aligned: the low bits are free for the tag. */
-    return (void *)((uintptr_t)im | tag);
-}
 
 /* Make r's image one shared with others whose frames are the same, if there is
  * or should be one; false leaves r to keep an image of its own. */
@@ -195,7 +198,7 @@ void emi_image_restore(emi_proc *p, const emi_xstack *x)
     if (!(v & EMI_IMG_TAGS))
         emi_fatal("a process away from its stack holds no saved image");
     if (v & EMI_IMG_OWN) {
-        struct own_image *im = (void *)(v & ~(uintptr_t)EMI_IMG_TAGS);
+        struct own_image *im = untagged(v);
         unsigned char *sp = x->hi - im->len;
         /* memcheck marked the part of this stack below the last resident's
          * stack pointer as gone when its frames popped; it is ours again. */
@@ -205,7 +208,7 @@ void emi_image_restore(emi_proc *p, const emi_xstack *x)
         own_free(p, im);
         return;
     }
-    emi_image *im = (void *)(v & ~(uintptr_t)EMI_IMG_TAGS);
+    emi_image *im = untagged(v);
     uint64_t *dst = (uint64_t *)(void *)(x->hi - im->len);
     VALGRIND_MAKE_MEM_UNDEFINED(dst, im->len);
     uint64_t pb = (uintptr_t)p, hi = (uintptr_t)x->hi;

@@ -206,7 +206,6 @@ void emi_timer_cancel_wait(emi_proc *p)
         publish_next(t);
     }
     pthread_mutex_unlock(&t->lock);
-    x->wait_timer_slot = 0;
     emi_proc_flag_set(p, EMI_PF_TIMED, false);
 }
 
